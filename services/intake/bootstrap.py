@@ -1,0 +1,122 @@
+"""Intake's composition root: the one place that builds engines, connections and handlers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from supportflow.intake.v1 import intake_pb2_grpc
+
+from services.intake.adapters import tables
+from services.intake.adapters.catalog_file import load_catalog
+from services.intake.adapters.unit_of_work import SqlUnitOfWorkFactory
+from services.intake.application.handlers import IntakeDeps
+from services.intake.application.ports import Clock, IdGenerator
+from services.intake.domain.catalog import Catalog
+from services.intake.entrypoints.grpc_api import IntakeServicer
+from services.intake.entrypoints.projection import apply_event
+from services.intake.settings import IntakeSettings
+from services.kit import db
+from services.kit.auth import TokenVerifier
+from services.kit.consumer import DurableConsumer
+from services.kit.messaging import NatsConnection
+from services.kit.migrate import upgrade
+from services.kit.outbox import OutboxRelay
+from services.kit.rpc.server import ServiceHost
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
+SERVICE_NAME = "supportflow.intake.v1.IntakeService"
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class UuidIds:
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
+
+
+@dataclass
+class Intake:
+    settings: IntakeSettings
+    engine: AsyncEngine
+    nats: NatsConnection
+    relay: OutboxRelay
+    consumer: DurableConsumer
+    host: ServiceHost
+    deps: IntakeDeps
+
+    async def start(self) -> int:
+        if self.settings.migrate_on_start:
+            await upgrade(self.engine, MIGRATIONS, "intake")
+        self.nats.start()
+        self.host.add_background("outbox-relay", self.relay.run())
+        self.host.add_background("workflow-events", self.consumer.run())
+        self.host.on_close(self.engine.dispose)
+        self.host.on_close(self.nats.close)
+        return await self.host.start(self.settings.grpc_host, self.settings.grpc_port)
+
+
+def bootstrap(
+    settings: IntakeSettings,
+    *,
+    clock: Clock | None = None,
+    ids: IdGenerator | None = None,
+    catalog: Catalog | None = None,
+) -> Intake:
+    engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    nats = NatsConnection(
+        settings.nats_url,
+        name="intake",
+        stream=settings.stream_name,
+        duplicate_window_seconds=settings.stream_duplicate_window_seconds,
+    )
+    relay = OutboxRelay(
+        engine, tables.outbox, nats, batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds
+    )
+    clock = clock or SystemClock()
+    deps = IntakeDeps(
+        uow=SqlUnitOfWorkFactory(engine, clock, relay.wake),
+        catalog=catalog or load_catalog(settings.catalog_file),
+        clock=clock,
+        ids=ids or UuidIds(),
+    )
+    consumer = DurableConsumer(
+        nats,
+        engine,
+        durable="intake-read-model",
+        filter_subjects=[
+            "supportflow.*.ticket.>",
+            "supportflow.*.task.>",
+            "supportflow.*.sla.>",
+            "supportflow.*.change.>",
+            "supportflow.*.review.>",
+        ],
+        handler=apply_event,
+        processed=tables.processed_events,
+        dead_letters=tables.dead_letters,
+    )
+    verifier = TokenVerifier(
+        secret=settings.jwt_secret.get_secret_value(),
+        public_key_file=settings.jwt_public_key_file,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    host = ServiceHost(
+        name="intake",
+        service_names=[SERVICE_NAME],
+        verifier=verifier,
+        max_message_bytes=settings.grpc_max_message_bytes,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        probe=lambda: db.ping(engine),
+    )
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(deps), host.server)
+    return Intake(settings, engine, nats, relay, consumer, host, deps)

@@ -1,0 +1,172 @@
+"""Durable, pull-based, explicit-ack JetStream consumers that process each event once.
+
+The handler runs inside a database transaction together with an insert into the service's
+processed-events table; a redelivered event finds its row and is acknowledged without running the
+handler again. A message that cannot be decoded, or whose handler raises a `DomainError` (the event
+is wrong, not the system), is recorded in the dead-letter table and terminated; any other failure
+is retried with a growing delay until `max_deliver`, then dead-lettered too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import FetchTimeoutError
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from supportflow.events.v1 import events_pb2
+
+from services.kit.db import insert_ignoring_duplicates
+from services.kit.errors import DomainError
+from services.kit.messaging import NatsConnection
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncConnection, events_pb2.Event], Awaitable[None]]
+
+
+def processed_events_table(metadata: MetaData, service: str) -> Table:
+    return Table(
+        f"{service}_processed_events",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+def dead_letters_table(metadata: MetaData, service: str) -> Table:
+    return Table(
+        f"{service}_dead_letters",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("consumer", String(100), nullable=False),
+        Column("subject", String(255), nullable=False),
+        Column("stream_sequence", Integer, nullable=False),
+        Column("event_id", String(64), nullable=True),
+        Column("payload", LargeBinary, nullable=False),
+        Column("error", Text, nullable=False),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+class DurableConsumer:
+    def __init__(
+        self,
+        nats: NatsConnection,
+        engine: AsyncEngine,
+        *,
+        durable: str,
+        filter_subjects: Sequence[str],
+        handler: Handler,
+        processed: Table,
+        dead_letters: Table,
+        max_deliver: int = 8,
+        batch: int = 64,
+        ack_wait_seconds: float = 30.0,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._nats, self._engine = nats, engine
+        self.durable = durable
+        self._subjects = list(filter_subjects)
+        self._handler = handler
+        self._processed, self._dead = processed, dead_letters
+        self._max_deliver, self._batch, self._ack_wait = max_deliver, batch, ack_wait_seconds
+        self._after_commit = after_commit
+        self.handled = 0
+
+    async def run(self) -> None:
+        """Consume until cancelled; survives NATS and database outages."""
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer %s: %s; restarting in 1s", self.durable, exc)
+                await asyncio.sleep(1.0)
+
+    async def _consume(self) -> None:
+        js = await self._nats.jetstream()
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self._ack_wait,
+            max_deliver=-1,  # we count deliveries ourselves and dead-letter, never drop silently
+            filter_subjects=self._subjects if len(self._subjects) > 1 else None,
+            filter_subject=self._subjects[0] if len(self._subjects) == 1 else None,
+            max_ack_pending=1000,
+        )
+        await js.add_consumer(self._nats.stream, config)
+        sub = await js.pull_subscribe_bind(durable=self.durable, stream=self._nats.stream)
+        while True:
+            try:
+                msgs = await sub.fetch(self._batch, timeout=1.0)
+            except (FetchTimeoutError, TimeoutError):
+                continue
+            for msg in msgs:
+                await self._process(msg)
+
+    async def _process(self, msg: Msg) -> None:
+        meta = msg.metadata
+        try:
+            event = events_pb2.Event.FromString(msg.data)
+            if not event.event_id:
+                raise DecodeError("event without event_id")
+        except DecodeError as exc:
+            await self._dead_letter(msg, None, f"undecodable event: {exc}")
+            return
+        try:
+            async with self._engine.begin() as conn:
+                first = await insert_ignoring_duplicates(
+                    conn,
+                    self._processed,
+                    {"consumer": self.durable, "event_id": event.event_id, "processed_at": datetime.now(UTC)},
+                )
+                if first:
+                    await self._handler(conn, event)
+        except DomainError as exc:
+            await self._dead_letter(msg, event.event_id, f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:
+            if meta.num_delivered >= self._max_deliver:
+                await self._dead_letter(msg, event.event_id, f"gave up after {meta.num_delivered} attempts: {exc!r}")
+                return
+            delay = min(0.5 * 2 ** (meta.num_delivered - 1), 30.0)
+            log.warning(
+                "consumer %s: %s failed (%r); retry %d in %.1fs",
+                self.durable,
+                event.type,
+                exc,
+                meta.num_delivered,
+                delay,
+            )
+            await msg.nak(delay=delay)
+            return
+        await msg.ack()
+        self.handled += 1
+        if self._after_commit is not None:
+            self._after_commit()
+
+    async def _dead_letter(self, msg: Msg, event_id: str | None, error: str) -> None:
+        log.error("consumer %s: dead-lettering %s: %s", self.durable, msg.subject, error)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                self._dead.insert().values(
+                    consumer=self.durable,
+                    subject=msg.subject,
+                    stream_sequence=msg.metadata.sequence.stream,
+                    event_id=event_id,
+                    payload=msg.data,
+                    error=error[:4000],
+                    recorded_at=datetime.now(UTC),
+                )
+            )
+        await msg.term()

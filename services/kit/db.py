@@ -1,0 +1,73 @@
+"""SQLAlchemy 2 engines and transactions, for PostgreSQL (production) and SQLite (embedded)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An engine for `url`: `postgresql+asyncpg://…` or `sqlite+aiosqlite:///path`."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy's "begin" below issue BEGIN IMMEDIATE itself: a write transaction takes the
+        # lock up front instead of failing on upgrade when another connection writes.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: SyncConnection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(conn: AsyncConnection | AsyncEngine) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One database transaction: committed when the block ends, rolled back if it raises."""
+    async with engine.begin() as conn:
+        yield conn
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raises when the database does not answer."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def insert_ignoring_duplicates(conn: AsyncConnection, table: Table, values: Mapping[str, Any]) -> bool:
+    """INSERT that does nothing when a unique key already exists. True when a row was inserted."""
+    dialect = postgresql if is_postgres(conn) else sqlite
+    stmt = dialect.insert(table).values(**values).on_conflict_do_nothing()
+    result = await conn.execute(stmt)
+    return bool(result.rowcount)

@@ -1,0 +1,146 @@
+"""Transactional outbox: events commit with the state change that caused them, then a relay
+publishes them to JetStream with `Nats-Msg-Id` = event id and deletes them.
+
+A crash after the commit loses nothing (the row is still there at restart); a crash after the
+publish but before the delete republishes, and JetStream's duplicate window drops the copy. Only
+one relay per database publishes at a time (a PostgreSQL advisory lock), so events leave in commit
+order even with many replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import zlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from supportflow.events.v1 import events_pb2
+
+from services.kit.db import is_postgres
+from services.kit.events import subject_for
+from services.kit.messaging import NatsConnection
+
+log = logging.getLogger(__name__)
+
+
+def outbox_table(metadata: MetaData, service: str) -> Table:
+    return Table(
+        f"{service}_outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("subject", String(255), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+def outbox_rows(events: Sequence[events_pb2.Event]) -> list[dict[str, object]]:
+    now = datetime.now(UTC)
+    return [
+        {
+            "event_id": e.event_id,
+            "subject": subject_for(e.organization, e.type),
+            "payload": e.SerializeToString(),
+            "created_at": now,
+        }
+        for e in events
+    ]
+
+
+async def add_to_outbox(conn: AsyncConnection, table: Table, events: Sequence[events_pb2.Event]) -> None:
+    """Stage events in the caller's transaction."""
+    if events:
+        await conn.execute(table.insert(), outbox_rows(events))
+
+
+class OutboxRelay:
+    """Publishes staged events. `wake()` after a commit for low latency; it also polls."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        table: Table,
+        nats: NatsConnection,
+        *,
+        batch_size: int = 200,
+        poll_seconds: float = 0.5,
+        publish_timeout: float = 5.0,
+    ) -> None:
+        self._engine, self._table, self._nats = engine, table, nats
+        self._batch, self._poll, self._publish_timeout = batch_size, poll_seconds, publish_timeout
+        self._wakeup = asyncio.Event()
+        self._lock_key = zlib.crc32(table.name.encode())
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Relay until cancelled."""
+        backoff = 0.2
+        while True:
+            try:
+                sent = await self.relay_once()
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if sent < self._batch:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
+
+    async def relay_once(self) -> int:
+        """Publish up to one batch. Returns how many events left the outbox."""
+        js = await asyncio.wait_for(self._nats.jetstream(), timeout=self._publish_timeout)
+        async with self._engine.begin() as conn:
+            if is_postgres(conn):
+                got = await conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._lock_key})
+                if not got:
+                    return 0  # another replica is relaying
+            rows = (
+                await conn.execute(
+                    select(self._table.c.id, self._table.c.event_id, self._table.c.subject, self._table.c.payload)
+                    .order_by(self._table.c.id)
+                    .limit(self._batch)
+                )
+            ).all()
+            if not rows:
+                return 0
+            started = time.monotonic()
+            futures = [await js.publish_async(r.subject, r.payload, headers={"Nats-Msg-Id": r.event_id}) for r in rows]
+            results = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), timeout=self._publish_timeout
+            )
+            done = [r.id for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
+            if done:
+                await conn.execute(delete(self._table).where(self._table.c.id.in_(done)))
+            self.published += len(done)
+            failed = len(rows) - len(done)
+            log.debug("relayed %d events in %.1f ms", len(done), (time.monotonic() - started) * 1000)
+        if failed:
+            first = next(res for res in results if isinstance(res, BaseException))
+            raise RuntimeError(f"{failed} of {len(rows)} events not acknowledged by JetStream: {first!r}")
+        return len(done)

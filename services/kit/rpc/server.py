@@ -1,0 +1,119 @@
+"""The `grpc.aio` server every service runs: interceptors, standard health, reflection, and
+graceful shutdown (SIGTERM → health NOT_SERVING → `server.stop(grace)` → background tasks
+cancelled → resources closed in reverse order)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
+
+import grpc
+from grpc_health.v1 import _async as health_async
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.kit.auth import TokenVerifier
+from services.kit.rpc.interceptors import AuthInterceptor, ErrorInterceptor
+
+log = logging.getLogger(__name__)
+
+Probe = Callable[[], Awaitable[None]]
+
+
+class ServiceHost:
+    def __init__(
+        self,
+        *,
+        name: str,
+        service_names: Sequence[str],
+        verifier: TokenVerifier,
+        max_message_bytes: int,
+        shutdown_grace_seconds: float,
+        probe: Probe,
+        probe_interval_seconds: float = 2.0,
+    ) -> None:
+        self.name = name
+        self._service_names = list(service_names)
+        prefixes = tuple(f"/{s}/" for s in service_names)
+        self.server = grpc.aio.server(
+            interceptors=[ErrorInterceptor(prefixes), AuthInterceptor(verifier, prefixes)],
+            options=[
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.health = health_async.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [*self._service_names, reflection.SERVICE_NAME, "grpc.health.v1.Health"], self.server
+        )
+        self._grace = shutdown_grace_seconds
+        self._probe, self._probe_interval = probe, probe_interval_seconds
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._stopping = asyncio.Event()
+        self.port = 0
+
+    def add_background(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Run at shutdown, last registered first."""
+        self._closers.append(closer)
+
+    async def start(self, host: str, port: int) -> int:
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        await self.server.start()
+        await self._set_health(serving=await self._probe_ok())
+        self.add_background("health-probe", self._probe_loop())
+        log.info("%s listening on %s:%d", self.name, host, self.port)
+        return self.port
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def serve_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        await self._stopping.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        log.info("%s shutting down (grace %.1fs)", self.name, self._grace)
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self._grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for closer in reversed(self._closers):
+            try:
+                await closer()
+            except Exception:
+                log.exception("error while closing")
+        log.info("%s stopped", self.name)
+
+    async def _probe_ok(self) -> bool:
+        try:
+            await asyncio.wait_for(self._probe(), timeout=self._probe_interval * 2)
+        except Exception as exc:
+            log.warning("%s dependency check failed: %s", self.name, exc)
+            return False
+        return True
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._probe_interval)
+            await self._set_health(serving=await self._probe_ok())
+
+    async def _set_health(self, *, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for service in ("", *self._service_names):
+            await self.health.set(service, status)

@@ -1,0 +1,54 @@
+"""SubmitTicket and GetTicket over real gRPC, stored in PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import grpc
+import pytest
+from supportflow.common.v1 import types_pb2
+from supportflow.intake.v1 import intake_pb2, intake_pb2_grpc
+
+from tests.intake.conftest import auth, submission, token
+
+NUMBER = re.compile(r"^TS\d{8}\d{6}$")
+
+
+async def test_submitted_ticket_is_numbered_stored_and_readable(stub: intake_pb2_grpc.IntakeServiceStub) -> None:
+    tok = token()
+    resp = await stub.SubmitTicket(submission(), metadata=auth(tok))
+    ticket = resp.ticket
+    assert NUMBER.match(ticket.ticket_number), ticket.ticket_number
+    assert ticket.status == types_pb2.TICKET_STATUS_PENDING
+    assert not ticket.info_incomplete
+    assert ticket.attachments[0].sha256 == "%s" % __import__("hashlib").sha256(b"Traceback...").hexdigest()
+
+    got = await stub.GetTicket(intake_pb2.GetTicketRequest(ticket_number=ticket.ticket_number), metadata=auth(tok))
+    assert got.title == "ERP client crashes on month-end export"
+    assert got.requester.name == "李雷"
+    assert list(got.reproduction_steps) == ["open Ledger", "choose Export → Excel", "client closes"]
+
+
+async def test_missing_evidence_flags_the_ticket_instead_of_rejecting_it(stub: intake_pb2_grpc.IntakeServiceStub) -> None:
+    req = submission(attachments=[], environment={"os": "Windows 11"})
+    ticket = (await stub.SubmitTicket(req, metadata=auth(token()))).ticket
+    assert ticket.info_incomplete
+    assert list(ticket.missing_info) == ["attachment:screenshot|log", "environment.software_version"]
+
+
+async def test_retried_request_id_returns_the_same_ticket(stub: intake_pb2_grpc.IntakeServiceStub) -> None:
+    req = submission()
+    first = await stub.SubmitTicket(req, metadata=auth(token()))
+    second = await stub.SubmitTicket(req, metadata=auth(token()))
+    assert second.ticket.ticket_number == first.ticket.ticket_number
+    assert second.replayed and not first.replayed
+
+
+async def test_request_id_reused_for_other_content_is_rejected(stub: intake_pb2_grpc.IntakeServiceStub) -> None:
+    rid = str(uuid.uuid4())
+    await stub.SubmitTicket(submission(request_id=rid), metadata=auth(token()))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.SubmitTicket(submission(request_id=rid, title="something else"), metadata=auth(token()))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request_id" in err.value.details()
