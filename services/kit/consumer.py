@@ -10,6 +10,7 @@ is retried with a growing delay until `max_deliver`, then dead-lettered too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -106,13 +107,18 @@ class DurableConsumer:
         )
         await js.add_consumer(self._nats.stream, config)
         sub = await js.pull_subscribe_bind(durable=self.durable, stream=self._nats.stream)
-        while True:
-            try:
-                msgs = await sub.fetch(self._batch, timeout=1.0)
-            except (FetchTimeoutError, TimeoutError):
-                continue
-            for msg in msgs:
-                await self._process(msg)
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(self._batch, timeout=1.0)
+                except (FetchTimeoutError, TimeoutError):
+                    continue
+                for msg in msgs:
+                    await self._process(msg)
+        finally:
+            # An abandoned subscription would make the connection's drain() wait at shutdown.
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _process(self, msg: Msg) -> None:
         meta = msg.metadata

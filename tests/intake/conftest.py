@@ -4,8 +4,7 @@ NATS JetStream, called over a real gRPC socket with real tokens."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -54,26 +53,21 @@ def submission(**overrides: Any) -> intake_pb2.SubmitTicketRequest:
         "description": "Exporting the ledger crashes the client; the finance team cannot close the month.",
         "environment": {"device": "ThinkPad T14", "os": "Windows 11", "software": "ERP", "software_version": "9.1.2"},
         "reproduction_steps": ["open Ledger", "choose Export → Excel", "client closes"],
-        "attachments": [{"file_name": "crash.log", "content": b"Traceback...", "kind": "log", "content_type": "text/plain"}],
+        "attachments": [
+            {"file_name": "crash.log", "content": b"Traceback...", "kind": "log", "content_type": "text/plain"}
+        ],
         "labels": ["erp", "month-end"],
     }
     fields.update(overrides)
     return intake_pb2.SubmitTicketRequest(**fields)
 
 
-@dataclass
-class IntakeClient:
-    stub: intake_pb2_grpc.IntakeServiceStub
-    channel: grpc.aio.Channel
-    address: str
-
-    def as_(self, tok: str) -> Callable[..., Any]:
-        raise NotImplementedError
-
-
 @pytest.fixture
 async def intake(database_url: str, nats_url: str) -> AsyncIterator[Intake]:
-    settings = IntakeSettings(**{k.removeprefix("SUPPORTFLOW_").lower(): v for k, v in intake_env(database_url, nats_url).items()}, grpc_port=0)  # type: ignore[arg-type]
+    settings = IntakeSettings(
+        **{k.removeprefix("SUPPORTFLOW_").lower(): v for k, v in intake_env(database_url, nats_url).items()},
+        grpc_port=0,
+    )  # type: ignore[arg-type]
     service = bootstrap(settings)
     await service.start()
     yield service

@@ -44,12 +44,18 @@ async def test_no_token_is_unauthenticated(stub: Stub) -> None:
 
 
 async def test_malformed_authorization_header_is_unauthenticated(stub: Stub) -> None:
-    await failing(stub.SubmitTicket(submission(), metadata=(("authorization", "Basic x"),)), grpc.StatusCode.UNAUTHENTICATED)
-    await failing(stub.SubmitTicket(submission(), metadata=(("authorization", "Bearer "),)), grpc.StatusCode.UNAUTHENTICATED)
+    await failing(
+        stub.SubmitTicket(submission(), metadata=(("authorization", "Basic x"),)), grpc.StatusCode.UNAUTHENTICATED
+    )
+    await failing(
+        stub.SubmitTicket(submission(), metadata=(("authorization", "Bearer "),)), grpc.StatusCode.UNAUTHENTICATED
+    )
 
 
 async def test_token_signed_with_another_secret_is_unauthenticated(stub: Stub) -> None:
-    forged = mint_token(secret="some-other-secret-0123456789-abcdefghij", subject="agent-1", org="acme", roles=("agent",))
+    forged = mint_token(
+        secret="some-other-secret-0123456789-abcdefghij", subject="agent-1", org="acme", roles=("agent",)
+    )
     err = await failing(stub.SubmitTicket(submission(), metadata=auth(forged)), grpc.StatusCode.UNAUTHENTICATED)
     assert "signature" in err.details()
 

@@ -108,5 +108,7 @@ async def test_thousand_concurrent_submissions_get_consecutive_unique_numbers_an
     assert sum(not r.replayed for r in burst) == 1
     (number,) = burst_numbers
     match = NUMBER.match(number)
-    assert match and int(match.group("serial")) == TICKETS + 1 and match.group("day") in days
+    assert match is not None
+    assert int(match.group("serial")) == TICKETS + 1
+    assert match.group("day") in days
     assert await count_tickets(fresh_database_url) == TICKETS + 1

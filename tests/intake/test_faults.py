@@ -63,10 +63,10 @@ class StreamReader:
         finally:
             await nc.close()
 
-    async def wait_for(self, numbers: Iterable[str], timeout: float = 30.0) -> Counter[str]:
-        """Read until every number has a ticket.submitted event or `timeout` passes."""
+    async def wait_for(self, numbers: Iterable[str], within: float = 30.0) -> Counter[str]:
+        """Read until every number has a ticket.submitted event or `within` seconds pass."""
         wanted = set(numbers)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             await self._read_new()
             if wanted <= self.submitted.keys() or time.monotonic() > deadline:
@@ -96,11 +96,14 @@ async def outbox_size(database_url: str) -> int:
         await engine.dispose()
 
 
-async def wait_outbox_empty(database_url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (left := await outbox_size(database_url)) and time.monotonic() < deadline:
+async def wait_outbox_empty(database_url: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        left = await outbox_size(database_url)
+        if not left or time.monotonic() > deadline:
+            break
         await asyncio.sleep(0.2)
-    assert left == 0, f"{left} events still in the outbox after {timeout:.0f}s"
+    assert left == 0, f"{left} events still in the outbox after {within:.0f}s"
 
 
 async def assert_healthy_and_accepting(service: ServiceProcess) -> None:
@@ -131,7 +134,7 @@ async def test_tickets_accepted_while_nats_is_down_are_published_once_it_is_back
 
     numbers = before + during
     assert len(set(numbers)) == 50
-    seen = await StreamReader(own_nats_server.url).wait_for(numbers, timeout=30)
+    seen = await StreamReader(own_nats_server.url).wait_for(numbers, within=30)
     assert_exactly_once(seen, numbers)
     await assert_healthy_and_accepting(intake)
 
@@ -150,12 +153,13 @@ async def test_sigkill_between_commit_and_publish_loses_nothing_and_duplicates_n
     numbers = await submit(doomed.address, 10)
     assert await outbox_size(fresh_database_url) == 10
     doomed.kill()
-    assert doomed.returncode is not None and doomed.returncode < 0
+    assert doomed.returncode is not None
+    assert doomed.returncode < 0
 
     env = intake_env(fresh_database_url, own_nats_server.url, SUPPORTFLOW_GRPC_PORT="{grpc_port}")
     intake = service_process_factory("intake", "services.intake", env)
     reader = StreamReader(own_nats_server.url)
-    assert_exactly_once(await reader.wait_for(numbers, timeout=30), numbers)
+    assert_exactly_once(await reader.wait_for(numbers, within=30), numbers)
     await wait_outbox_empty(fresh_database_url)
     await assert_healthy_and_accepting(intake)
 
@@ -165,7 +169,7 @@ async def test_sigkill_between_commit_and_publish_loses_nothing_and_duplicates_n
         await assert_healthy_and_accepting(intake)
     await wait_outbox_empty(fresh_database_url)
     await asyncio.sleep(1.0)  # several relay polls (0.2 s)
-    seen = await reader.wait_for(numbers, timeout=0)
+    seen = await reader.wait_for(numbers, within=0)
     assert_exactly_once(seen, numbers)
 
     # "Published but not yet deleted": put an already-published event back into the outbox, as a
@@ -183,6 +187,6 @@ async def test_sigkill_between_commit_and_publish_loses_nothing_and_duplicates_n
     finally:
         await engine.dispose()
     await wait_outbox_empty(fresh_database_url)
-    seen = await reader.wait_for(numbers, timeout=0)
+    seen = await reader.wait_for(numbers, within=0)
     assert_exactly_once(seen, numbers)
     await assert_healthy_and_accepting(intake)

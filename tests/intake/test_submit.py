@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 
@@ -22,7 +23,7 @@ async def test_submitted_ticket_is_numbered_stored_and_readable(stub: intake_pb2
     assert NUMBER.match(ticket.ticket_number), ticket.ticket_number
     assert ticket.status == types_pb2.TICKET_STATUS_PENDING
     assert not ticket.info_incomplete
-    assert ticket.attachments[0].sha256 == "%s" % __import__("hashlib").sha256(b"Traceback...").hexdigest()
+    assert ticket.attachments[0].sha256 == hashlib.sha256(b"Traceback...").hexdigest()
 
     got = await stub.GetTicket(intake_pb2.GetTicketRequest(ticket_number=ticket.ticket_number), metadata=auth(tok))
     assert got.title == "ERP client crashes on month-end export"
@@ -30,7 +31,9 @@ async def test_submitted_ticket_is_numbered_stored_and_readable(stub: intake_pb2
     assert list(got.reproduction_steps) == ["open Ledger", "choose Export → Excel", "client closes"]
 
 
-async def test_missing_evidence_flags_the_ticket_instead_of_rejecting_it(stub: intake_pb2_grpc.IntakeServiceStub) -> None:
+async def test_missing_evidence_flags_the_ticket_instead_of_rejecting_it(
+    stub: intake_pb2_grpc.IntakeServiceStub,
+) -> None:
     req = submission(attachments=[], environment={"os": "Windows 11"})
     ticket = (await stub.SubmitTicket(req, metadata=auth(token()))).ticket
     assert ticket.info_incomplete
@@ -42,7 +45,8 @@ async def test_retried_request_id_returns_the_same_ticket(stub: intake_pb2_grpc.
     first = await stub.SubmitTicket(req, metadata=auth(token()))
     second = await stub.SubmitTicket(req, metadata=auth(token()))
     assert second.ticket.ticket_number == first.ticket.ticket_number
-    assert second.replayed and not first.replayed
+    assert second.replayed
+    assert not first.replayed
 
 
 async def test_request_id_reused_for_other_content_is_rejected(stub: intake_pb2_grpc.IntakeServiceStub) -> None:

@@ -104,9 +104,7 @@ def own_nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 class ServiceFactory(Protocol):
     """Signature of the ``service_process_factory`` fixture's value."""
 
-    def __call__(
-        self, name: str, module: str, env: dict[str, str], grpc_port: int | None = None
-    ) -> ServiceProcess: ...
+    def __call__(self, name: str, module: str, env: dict[str, str], grpc_port: int | None = None) -> ServiceProcess: ...
 
 
 @pytest.fixture

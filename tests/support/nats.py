@@ -81,16 +81,12 @@ class NatsServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if (code := self._proc.poll()) is not None:
-                raise RuntimeError(
-                    f"nats-server exited with code {code}; log {self.log_path}:\n{tail(self.log_path)}"
-                )
+                raise RuntimeError(f"nats-server exited with code {code}; log {self.log_path}:\n{tail(self.log_path)}")
             if port_open(self.port) and self._jetstream_healthy():
                 return
             time.sleep(0.05)
         kill_process(self._proc)
-        raise TimeoutError(
-            f"nats-server not ready within {timeout:.0f}s; log {self.log_path}:\n{tail(self.log_path)}"
-        )
+        raise TimeoutError(f"nats-server not ready within {timeout:.0f}s; log {self.log_path}:\n{tail(self.log_path)}")
 
     def _jetstream_healthy(self) -> bool:
         """The monitoring endpoint's ``/healthz`` is ``ok`` only once JetStream is up (and recovered)."""

@@ -69,9 +69,7 @@ class PostgresServer:
 
     @classmethod
     def at(cls, host: str, port: int, user: str = "postgres", password: str | None = None) -> PostgresServer:
-        dsn = URL.create(
-            "postgresql", username=user, password=password, host=host, port=port, database="postgres"
-        )
+        dsn = URL.create("postgresql", username=user, password=password, host=host, port=port, database="postgres")
         return cls(host, port, user, dsn.render_as_string(hide_password=False))
 
     @classmethod
@@ -142,9 +140,7 @@ def postgres_bin_dir() -> Path:
     if found := shutil.which("initdb"):
         candidates.append(Path(found).resolve().parent)  # resolve: /usr/local/bin symlinks
     versions = Path("/usr/lib/postgresql").glob("*/bin")
-    candidates += sorted(
-        versions, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True
-    )
+    candidates += sorted(versions, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
     for directory in candidates:
         if (directory / "initdb").exists() and (directory / "postgres").exists():
             return directory
@@ -201,16 +197,12 @@ class ThrowawayCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if (code := self._proc.poll()) is not None:
-                raise RuntimeError(
-                    f"postgres exited with code {code}; log {self.log_path}:\n{tail(self.log_path)}"
-                )
+                raise RuntimeError(f"postgres exited with code {code}; log {self.log_path}:\n{tail(self.log_path)}")
             if port_open(self.port) and self.server.ping(timeout=2.0):
                 return
             time.sleep(0.1)
         kill_process(self._proc)
-        raise TimeoutError(
-            f"postgres not ready within {timeout:.0f}s; log {self.log_path}:\n{tail(self.log_path)}"
-        )
+        raise TimeoutError(f"postgres not ready within {timeout:.0f}s; log {self.log_path}:\n{tail(self.log_path)}")
 
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown (SIGINT: roll back open transactions, checkpoint, exit)."""
@@ -259,14 +251,10 @@ def start_throwaway_cluster(tmpdir: Path, port: int | None = None) -> ThrowawayC
         "--no-sync",
     ]  # fmt: skip
     with cluster.log_path.open("ab") as log:
-        result = subprocess.run(
-            initdb, stdout=log, stderr=subprocess.STDOUT, cwd=base, user=run_as, check=False
-        )
+        result = subprocess.run(initdb, stdout=log, stderr=subprocess.STDOUT, cwd=base, user=run_as, check=False)
     if result.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
-        raise RuntimeError(
-            f"initdb failed ({result.returncode}); log {cluster.log_path}:\n{tail(cluster.log_path)}"
-        )
+        raise RuntimeError(f"initdb failed ({result.returncode}); log {cluster.log_path}:\n{tail(cluster.log_path)}")
     try:
         cluster.start()
     except BaseException:

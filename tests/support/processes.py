@@ -192,9 +192,7 @@ class ServiceProcess:
         if self.running:
             raise RuntimeError(f"{self!r} is already running")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        self._proc = spawn(
-            [sys.executable, "-m", self.module], log_path=self.log_path, env=env, cwd=REPO_ROOT
-        )
+        self._proc = spawn([sys.executable, "-m", self.module], log_path=self.log_path, env=env, cwd=REPO_ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if (code := self._proc.poll()) is not None:
