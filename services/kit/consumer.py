@@ -118,7 +118,7 @@ class DurableConsumer:
         finally:
             # An abandoned subscription would make the connection's drain() wait at shutdown.
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+                await asyncio.wait_for(asyncio.shield(sub.unsubscribe()), timeout=1.0)
 
     async def _process(self, msg: Msg) -> None:
         meta = msg.metadata

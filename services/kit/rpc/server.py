@@ -5,7 +5,6 @@ cancelled → resources closed in reverse order)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -90,9 +89,11 @@ class ServiceHost:
         await self.server.stop(self._grace)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # A cancelled task stuck inside a client library must not keep the process alive.
+            _, stuck = await asyncio.wait(self._tasks, timeout=max(self._grace, 1.0))
+            for task in stuck:
+                log.warning("%s: background task %s did not stop in time", self.name, task.get_name())
         for closer in reversed(self._closers):
             try:
                 await closer()
