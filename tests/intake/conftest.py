@@ -30,6 +30,14 @@ def intake_env(database_url: str, nats_url: str, **extra: str) -> dict[str, str]
     }
 
 
+def intake_settings(database_url: str, nats_url: str, **overrides: Any) -> IntakeSettings:
+    """The settings of `intake_env`, for an intake run in this process on a free port."""
+    values: dict[str, Any] = {
+        k.removeprefix("SUPPORTFLOW_").lower(): v for k, v in intake_env(database_url, nats_url).items()
+    }
+    return IntakeSettings(**{**values, "grpc_port": 0, **overrides})
+
+
 def token(sub: str = "agent-1", org: str = "acme", roles: tuple[str, ...] = ("agent",), **kw: Any) -> str:
     return mint_token(secret=SECRET, subject=sub, org=org, roles=roles, **kw)
 
@@ -64,11 +72,7 @@ def submission(**overrides: Any) -> intake_pb2.SubmitTicketRequest:
 
 @pytest.fixture
 async def intake(database_url: str, nats_url: str) -> AsyncIterator[Intake]:
-    settings = IntakeSettings(
-        **{k.removeprefix("SUPPORTFLOW_").lower(): v for k, v in intake_env(database_url, nats_url).items()},
-        grpc_port=0,
-    )  # type: ignore[arg-type]
-    service = bootstrap(settings)
+    service = bootstrap(intake_settings(database_url, nats_url))
     await service.start()
     yield service
     await service.host.shutdown()

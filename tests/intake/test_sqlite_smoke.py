@@ -11,21 +11,11 @@ from supportflow.events.v1 import events_pb2
 from supportflow.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from services.intake.bootstrap import bootstrap
-from services.intake.settings import IntakeSettings
-from tests.intake.conftest import SECRET, auth, submission, token
+from tests.intake.conftest import auth, intake_settings, submission, token
 
 
 async def test_intake_runs_on_sqlite(sqlite_url: str, nats_url: str) -> None:
-    settings = IntakeSettings(
-        environment="test",
-        database_url=sqlite_url,
-        nats_url=nats_url,
-        jwt_secret=SECRET,  # type: ignore[arg-type]
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        outbox_poll_seconds=0.1,
-    )
-    service = bootstrap(settings)
+    service = bootstrap(intake_settings(sqlite_url, nats_url, outbox_poll_seconds=0.1))
     await service.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{service.host.port}") as channel:
