@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,12 +17,14 @@ from services.intake.adapters.catalog_file import load_catalog
 from services.intake.adapters.unit_of_work import SqlUnitOfWorkFactory
 from services.intake.application.handlers import IntakeDeps
 from services.intake.application.ports import Clock, IdGenerator
+from services.intake.application.submitting import commit_submissions
 from services.intake.domain.catalog import Catalog
+from services.intake.entrypoints import projection
 from services.intake.entrypoints.grpc_api import IntakeServicer
-from services.intake.entrypoints.projection import apply_event
 from services.intake.settings import IntakeSettings
 from services.kit import db
 from services.kit.auth import TokenVerifier
+from services.kit.batching import GroupCommitter
 from services.kit.consumer import DurableConsumer
 from services.kit.messaging import NatsConnection
 from services.kit.migrate import upgrade
@@ -83,8 +86,10 @@ def bootstrap(
         engine, tables.outbox, nats, batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds
     )
     clock = clock or SystemClock()
+    uow = SqlUnitOfWorkFactory(engine, clock, relay.wake)
     deps = IntakeDeps(
-        uow=SqlUnitOfWorkFactory(engine, clock, relay.wake),
+        uow=uow,
+        submissions=GroupCommitter(partial(commit_submissions, uow)),
         catalog=catalog or load_catalog(settings.catalog_file),
         clock=clock,
         ids=ids or UuidIds(),
@@ -93,14 +98,8 @@ def bootstrap(
         nats,
         engine,
         durable="intake-read-model",
-        filter_subjects=[
-            "supportflow.*.ticket.>",
-            "supportflow.*.task.>",
-            "supportflow.*.sla.>",
-            "supportflow.*.change.>",
-            "supportflow.*.review.>",
-        ],
-        handler=apply_event,
+        filter_subjects=projection.SUBJECTS,
+        handler=projection.apply_event,
         processed=tables.processed_events,
         dead_letters=tables.dead_letters,
     )

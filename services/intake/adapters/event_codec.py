@@ -10,10 +10,17 @@ from supportflow.common.v1 import types_pb2
 from supportflow.events.v1 import events_pb2
 
 from services.intake.domain import events as ev
-from services.intake.domain.model import Actor, AttachmentInfo, Rating
+from services.intake.domain.model import Actor, AttachmentInfo, Priority, Rating
 from services.intake.domain.submission import Contact, Environment, Requester
 from services.kit.events import new_event, timestamp
 
+PRIORITY_PB = {
+    Priority.P0: types_pb2.PRIORITY_P0,
+    Priority.P1: types_pb2.PRIORITY_P1,
+    Priority.P2: types_pb2.PRIORITY_P2,
+    Priority.P3: types_pb2.PRIORITY_P3,
+}
+PRIORITY_FROM_PB = {v: k for k, v in PRIORITY_PB.items()}
 RATINGS = {
     Rating.SATISFIED: types_pb2.RATING_SATISFIED,
     Rating.NEUTRAL: types_pb2.RATING_NEUTRAL,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select
+from sqlalchemy import Row, and_, func, or_, over, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -125,28 +125,55 @@ def _attachment(row: Row[Any]) -> AttachmentInfo:
     )
 
 
+def _attachment_row(
+    ticket_number: str, comment_id: str | None, position: int, info: AttachmentInfo, content: bytes
+) -> dict[str, Any]:
+    return {
+        "attachment_id": info.attachment_id,
+        "ticket_number": ticket_number,
+        "comment_id": comment_id,
+        "file_name": info.file_name,
+        "content_type": info.content_type,
+        "size_bytes": info.size_bytes,
+        "sha256": info.sha256,
+        "kind": info.kind,
+        "uploaded_at": info.uploaded_at,
+        "position": position,
+        "content": content,
+    }
+
+
 class SqlTicketRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def allocate_number(self, org: str, prefix: str, day: date) -> str:
+    async def allocate_numbers(self, org: str, prefix: str, day: date, count: int) -> list[str]:
+        if count == 0:
+            return []
         dialect = postgresql if is_postgres(self._conn) else sqlite
-        key = day.strftime("%Y%m%d")
         stmt = (
             dialect.insert(t.ticket_counters)
-            .values(organization=org, day=key, last_serial=1)
+            .values(organization=org, day=day.strftime("%Y%m%d"), last_serial=count)
             .on_conflict_do_update(
                 index_elements=[t.ticket_counters.c.organization, t.ticket_counters.c.day],
-                set_={"last_serial": t.ticket_counters.c.last_serial + 1},
+                set_={"last_serial": t.ticket_counters.c.last_serial + count},
             )
             .returning(t.ticket_counters.c.last_serial)
         )
-        serial = (await self._conn.execute(stmt)).scalar_one()
-        return format_ticket_number(prefix, day, serial)
+        last = (await self._conn.execute(stmt)).scalar_one()
+        return [format_ticket_number(prefix, day, serial) for serial in range(last - count + 1, last + 1)]
 
-    async def add(self, ticket: Ticket, contents: Sequence[bytes]) -> None:
-        await self._conn.execute(t.tickets.insert(), [ticket_row(ticket)])
-        await self.add_attachments(ticket.ticket_number, None, ticket.attachments, contents)
+    async def add_many(self, tickets: Sequence[tuple[Ticket, Sequence[bytes]]]) -> None:
+        if not tickets:
+            return
+        await self._conn.execute(t.tickets.insert(), [ticket_row(ticket) for ticket, _ in tickets])
+        rows = [
+            _attachment_row(ticket.ticket_number, None, position, info, content)
+            for ticket, contents in tickets
+            for position, (info, content) in enumerate(zip(ticket.attachments, contents, strict=True))
+        ]
+        if rows:
+            await self._conn.execute(t.attachments.insert(), rows)
 
     async def add_attachments(
         self, ticket_number: str, comment_id: str | None, infos: Sequence[AttachmentInfo], contents: Sequence[bytes]
@@ -163,20 +190,8 @@ class SqlTicketRepository:
             )
             position = (existing + 1) if existing is not None else 0
         rows = [
-            {
-                "attachment_id": a.attachment_id,
-                "ticket_number": ticket_number,
-                "comment_id": comment_id,
-                "file_name": a.file_name,
-                "content_type": a.content_type,
-                "size_bytes": a.size_bytes,
-                "sha256": a.sha256,
-                "kind": a.kind,
-                "uploaded_at": a.uploaded_at,
-                "position": position + i,
-                "content": content,
-            }
-            for i, (a, content) in enumerate(zip(infos, contents, strict=True))
+            _attachment_row(ticket_number, comment_id, position + i, info, content)
+            for i, (info, content) in enumerate(zip(infos, contents, strict=True))
         ]
         await self._conn.execute(t.attachments.insert(), rows)
 
@@ -276,14 +291,29 @@ class SqlTicketRepository:
         ).first()
         return (_attachment(row), row.content) if row is not None else None
 
-    async def recent_numbers_of(self, org: str, requester_id: str, limit: int) -> list[str]:
-        rows = await self._conn.execute(
-            select(t.tickets.c.ticket_number)
-            .where(t.tickets.c.organization == org, t.tickets.c.requester_id == requester_id)
-            .order_by(t.tickets.c.submitted_at.desc(), t.tickets.c.ticket_number.desc())
-            .limit(limit)
+    async def recent_numbers_of(self, org: str, requester_ids: Collection[str], limit: int) -> dict[str, list[str]]:
+        if not requester_ids:
+            return {}
+        c = t.tickets.c
+        newest_first = over(
+            func.row_number(),
+            partition_by=c.requester_id,
+            order_by=(c.submitted_at.desc(), c.ticket_number.desc()),
+        ).label("rank")
+        ranked = (
+            select(c.requester_id, c.ticket_number, c.submitted_at, newest_first)
+            .where(c.organization == org, c.requester_id.in_(list(requester_ids)))
+            .subquery()
         )
-        return list(rows.scalars())
+        rows = await self._conn.execute(
+            select(ranked.c.requester_id, ranked.c.ticket_number)
+            .where(ranked.c.rank <= limit)
+            .order_by(ranked.c.requester_id, ranked.c.rank)
+        )
+        found: dict[str, list[str]] = {}
+        for requester_id, number in rows:
+            found.setdefault(requester_id, []).append(number)
+        return found
 
     async def list(self, flt: TicketFilter, after: PageCursor | None, limit: int) -> list[Ticket]:
         c = t.tickets.c
@@ -327,17 +357,37 @@ class SqlRequestLog:
             return None
         return RecordedRequest(row.operation, row.fingerprint, row.ticket_number, row.result_id)
 
+    async def find_many(self, org: str, request_ids: Collection[str]) -> dict[str, RecordedRequest]:
+        ids = [r for r in request_ids if r]
+        if not ids:
+            return {}
+        rows = await self._conn.execute(
+            select(t.requests).where(t.requests.c.organization == org, t.requests.c.request_id.in_(ids))
+        )
+        return {
+            row.request_id: RecordedRequest(row.operation, row.fingerprint, row.ticket_number, row.result_id)
+            for row in rows
+        }
+
     async def record(self, org: str, request_id: str, request: RecordedRequest) -> None:
+        await self.record_many(org, [(request_id, request)])
+
+    async def record_many(self, org: str, requests: Sequence[tuple[str, RecordedRequest]]) -> None:
+        rows = [
+            {
+                "organization": org,
+                "request_id": request_id,
+                "operation": r.operation,
+                "fingerprint": r.fingerprint,
+                "ticket_number": r.ticket_number,
+                "result_id": r.result_id,
+            }
+            for request_id, r in requests
+            if request_id
+        ]
+        if not rows:
+            return
         try:
-            await self._conn.execute(
-                t.requests.insert().values(
-                    organization=org,
-                    request_id=request_id,
-                    operation=request.operation,
-                    fingerprint=request.fingerprint,
-                    ticket_number=request.ticket_number,
-                    result_id=request.result_id,
-                )
-            )
+            await self._conn.execute(t.requests.insert(), rows)
         except IntegrityError as exc:
-            raise DuplicateRequest(request_id) from exc
+            raise DuplicateRequest(", ".join(r["request_id"] for r in rows)) from exc

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.intake.adapters import tables
 from services.intake.adapters.event_codec import encode
 from services.intake.adapters.sql_repository import SqlRequestLog, SqlTicketRepository
+from services.intake.adapters.timeline import timeline_row
 from services.intake.application.ports import Clock
 from services.intake.domain.events import IntakeEvent
 from services.intake.domain.model import Actor
@@ -53,6 +54,8 @@ class SqlUnitOfWork:
         now = self._clock.now()
         envelopes = [env for actor, e in self._staged for env in encode([e], actor, now)]
         await add_to_outbox(self._conn, tables.outbox, envelopes)
+        if envelopes:
+            await self._conn.execute(tables.timeline.insert(), [timeline_row(e) for e in envelopes])
         await self._conn.commit()
         self._staged.clear()
         if envelopes:

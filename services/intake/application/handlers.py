@@ -26,6 +26,12 @@ from services.intake.application.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
+from services.intake.application.submitting import (
+    PendingSubmission,
+    SubmissionQueue,
+    Submitted,
+    request_id_reused,
+)
 from services.intake.domain import events as ev
 from services.intake.domain import validation
 from services.intake.domain.catalog import Catalog
@@ -37,7 +43,6 @@ from services.kit.auth import Principal
 from services.kit.errors import FieldViolation
 
 T = TypeVar("T")
-RELATED_TICKETS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +51,7 @@ class IntakeDeps:
     catalog: Catalog
     clock: Clock
     ids: IdGenerator
-
-
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    ticket: Ticket
-    replayed: bool
+    submissions: SubmissionQueue
 
 
 def _actor(principal: Principal) -> Actor:
@@ -83,9 +83,7 @@ async def _replay(
     if seen is None:
         return None
     if seen.operation != operation or seen.fingerprint != fingerprint:
-        raise InvalidTicket(
-            [FieldViolation("request_id", f"was already used for a different {seen.operation} request")]
-        )
+        raise request_id_reused(seen.operation)
     return seen
 
 
@@ -114,49 +112,39 @@ async def submit_ticket(deps: IntakeDeps, principal: Principal, cmd: SubmitTicke
         occurred_at=sub.occurred_at,
     )
 
-    async def run() -> Submitted:
-        async with deps.uow() as uow:
-            seen = await _replay(uow, org.id, cmd.request_id, "SubmitTicket", cmd.fingerprint)
-            if seen is not None:
-                ticket = await uow.tickets.get(seen.ticket_number)
-                assert ticket is not None, "a recorded request always points at a ticket"
-                return Submitted(ticket, replayed=True)
-            related = await uow.tickets.recent_numbers_of(org.id, requester_id, RELATED_TICKETS)
-            # Allocate the number last: the per-day counter row stays locked until commit.
-            number = await uow.tickets.allocate_number(org.id, org.ticket_prefix, business_day(now, org.time_zone))
-            ticket = Ticket(
-                ticket_number=number,
-                organization=org.id,
-                status=TicketStatus.PENDING,
-                title=sub.title.strip(),
-                requester=replace(sub.requester, id=requester_id),
-                contact=sub.contact,
-                channel=sub.channel,
-                problem_type=sub.problem_type,
-                impact_scope=sub.impact_scope,
-                urgency=sub.urgency,
-                description=sub.description,
-                environment=sub.environment,
-                submitted_at=now,
-                updated_at=now,
-                occurred_at=sub.occurred_at,
-                expected_resolution_at=sub.expected_resolution_at,
-                reproduction_steps=sub.reproduction_steps,
-                labels=sub.labels,
-                attachments=attachments,
-                missing_info=tuple(missing),
-                related_ticket_numbers=tuple(related),
-                submitted_by=principal.subject,
-            )
-            await uow.tickets.add(ticket, [a.content for a in sub.attachments])
-            await uow.requests.record(
-                org.id, cmd.request_id, RecordedRequest("SubmitTicket", cmd.fingerprint, number, number)
-            )
-            uow.emit(_actor(principal), [ev.TicketSubmitted(ticket)])
-            await uow.commit()
-            return Submitted(ticket, replayed=False)
-
-    return await _with_retry_on_duplicate(run)
+    draft = Ticket(
+        ticket_number="",  # taken when the ticket is stored, in the same transaction
+        organization=org.id,
+        status=TicketStatus.PENDING,
+        title=sub.title.strip(),
+        requester=replace(sub.requester, id=requester_id),
+        contact=sub.contact,
+        channel=sub.channel,
+        problem_type=sub.problem_type,
+        impact_scope=sub.impact_scope,
+        urgency=sub.urgency,
+        description=sub.description,
+        environment=sub.environment,
+        submitted_at=now,
+        updated_at=now,
+        occurred_at=sub.occurred_at,
+        expected_resolution_at=sub.expected_resolution_at,
+        reproduction_steps=sub.reproduction_steps,
+        labels=sub.labels,
+        attachments=attachments,
+        missing_info=tuple(missing),
+        submitted_by=principal.subject,
+    )
+    pending = PendingSubmission(
+        org=org,
+        day=business_day(now, org.time_zone),
+        request_id=cmd.request_id,
+        fingerprint=cmd.fingerprint,
+        actor=_actor(principal),
+        draft=draft,
+        contents=tuple(a.content for a in sub.attachments),
+    )
+    return await _with_retry_on_duplicate(lambda: deps.submissions.submit(pending))
 
 
 async def get_ticket(deps: IntakeDeps, principal: Principal, ticket_number: str) -> Ticket:

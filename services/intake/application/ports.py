@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -44,9 +44,14 @@ class PageCursor:
 
 
 class TicketRepository(Protocol):
-    async def allocate_number(self, org: str, prefix: str, day: date) -> str: ...
+    async def allocate_numbers(self, org: str, prefix: str, day: date, count: int) -> list[str]:
+        """The next `count` consecutive numbers of that organisation and day; the counter stays
+        locked until the transaction ends, so numbers are gapless and never reused."""
+        ...
 
-    async def add(self, ticket: Ticket, contents: Sequence[bytes]) -> None: ...
+    async def add_many(self, tickets: Sequence[tuple[Ticket, Sequence[bytes]]]) -> None:
+        """Store new tickets with their attachments' contents (in the tickets' attachment order)."""
+        ...
 
     async def get(self, ticket_number: str, *, for_update: bool = False) -> Ticket | None: ...
 
@@ -64,7 +69,9 @@ class TicketRepository(Protocol):
 
     async def attachment(self, ticket_number: str, attachment_id: str) -> tuple[AttachmentInfo, bytes] | None: ...
 
-    async def recent_numbers_of(self, org: str, requester_id: str, limit: int) -> list[str]: ...
+    async def recent_numbers_of(self, org: str, requester_ids: Collection[str], limit: int) -> dict[str, list[str]]:
+        """Each requester's latest ticket numbers, newest first (requesters without any are absent)."""
+        ...
 
     async def list(self, flt: TicketFilter, after: PageCursor | None, limit: int) -> list[Ticket]: ...
 
@@ -72,7 +79,15 @@ class TicketRepository(Protocol):
 class RequestLog(Protocol):
     async def find(self, org: str, request_id: str) -> RecordedRequest | None: ...
 
-    async def record(self, org: str, request_id: str, request: RecordedRequest) -> None: ...
+    async def find_many(self, org: str, request_ids: Collection[str]) -> dict[str, RecordedRequest]: ...
+
+    async def record(self, org: str, request_id: str, request: RecordedRequest) -> None:
+        """Raises DuplicateRequest if a concurrent call recorded the same request id first."""
+        ...
+
+    async def record_many(self, org: str, requests: Sequence[tuple[str, RecordedRequest]]) -> None:
+        """As `record`, for several request ids at once."""
+        ...
 
 
 class UnitOfWork(Protocol):

@@ -23,3 +23,8 @@ class TicketStateConflict(IntakeError, kit.FailedPrecondition):
 
 class NotAllowed(IntakeError, kit.PermissionDenied):
     pass
+
+
+class MalformedEvent(IntakeError):
+    """An event that contradicts itself (its type names one payload, it carries another): never
+    applied; the consumer dead-letters it instead of retrying."""

@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 import grpc
 from supportflow.intake.v1 import intake_pb2, intake_pb2_grpc
 
-from services.intake.adapters.event_codec import attachment_pb
+from services.intake.adapters.event_codec import PRIORITY_FROM_PB, attachment_pb
 from services.intake.application import commands, handlers
 from services.intake.application.handlers import IntakeDeps
 from services.intake.application.ports import PageCursor, TicketFilter
@@ -53,7 +53,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         flt = TicketFilter(
             organization=request.organization or principal.org,
             statuses=tuple(tr.STATUS_FROM_PB[s] for s in request.statuses if s in tr.STATUS_FROM_PB),
-            priority=tr.PRIORITY_FROM_PB.get(request.priority),
+            priority=PRIORITY_FROM_PB.get(request.priority),
             team=request.team,
             requester_id=request.requester_id,
             submitted_after=tr._dt(request, "submitted_after"),

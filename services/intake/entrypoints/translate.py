@@ -14,6 +14,7 @@ from supportflow.common.v1 import types_pb2
 from supportflow.intake.v1 import intake_pb2
 
 from services.intake.adapters.event_codec import (
+    PRIORITY_PB,
     RATINGS,
     attachment_pb,
     contact_pb,
@@ -22,7 +23,7 @@ from services.intake.adapters.event_codec import (
 )
 from services.intake.application.ports import PageCursor
 from services.intake.domain.errors import InvalidTicket
-from services.intake.domain.model import Comment, Priority, Rating, Ticket, TicketStatus
+from services.intake.domain.model import Comment, Rating, Ticket, TicketStatus
 from services.intake.domain.submission import (
     Contact,
     Environment,
@@ -46,13 +47,6 @@ STATUS_PB = {
     TicketStatus.CANCELLED: types_pb2.TICKET_STATUS_CANCELLED,
 }
 STATUS_FROM_PB = {v: k for k, v in STATUS_PB.items()}
-PRIORITY_PB = {
-    Priority.P0: types_pb2.PRIORITY_P0,
-    Priority.P1: types_pb2.PRIORITY_P1,
-    Priority.P2: types_pb2.PRIORITY_P2,
-    Priority.P3: types_pb2.PRIORITY_P3,
-}
-PRIORITY_FROM_PB = {v: k for k, v in PRIORITY_PB.items()}
 RATING_FROM_PB = {v: k for k, v in RATINGS.items()}
 
 

@@ -1,0 +1,262 @@
+"""Benchmark: intake's ``SubmitTicket`` on PostgreSQL next to a bare gRPC echo, in one run.
+
+    ./dev bench-intake            (or: .venv/bin/python -m benchmarks.intake_submit --help)
+
+Both servers run as separate OS processes on this machine and are driven by the same client
+(this process) with the same request bytes, so the ratio between them is what the service's own
+work costs: authentication, validation, the numbering transaction with its outbox row, and the
+relay publishing ``ticket.submitted`` to JetStream while the load runs.
+
+Two measurements per server:
+  * steady: an open-loop schedule at ``--rate`` requests/s; latency runs from each request's
+    *scheduled* start, so a stall shows up as latency instead of silently lowering the rate;
+  * peak:   ``--concurrency`` requests kept in flight for ``--peak-seconds``; completions/s.
+
+The figures are printed with the targets of issue #2 (p99 < 25 ms at 200/s; peak ≥ 40 % of the
+echo's); ``--check`` makes a missed target the exit status. Nothing here is a test: timings on a
+shared machine vary, so this reports rather than asserts inside the suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from supportflow.common.v1 import types_pb2 as common_pb2
+from supportflow.intake.v1 import intake_pb2
+
+from benchmarks.echo_server import METHOD as ECHO_METHOD
+from services.kit.auth import mint_token
+from tests.support.nats import NatsServer
+from tests.support.postgres import find_postgres, unique_database_name
+from tests.support.processes import ServiceProcess, free_port
+
+SUBMIT_METHOD = "/supportflow.intake.v1.IntakeService/SubmitTicket"
+SECRET = "benchmark-secret-0123456789-0123456789-abcdef"
+TARGET_P99_MS = 25.0
+TARGET_PEAK_SHARE = 0.40
+
+Call = Callable[[bytes], Awaitable[bytes]]
+
+
+def ticket_request(request_id: str) -> bytes:
+    """A realistic, complete submission (about 1 KiB with its small log attachment)."""
+    return intake_pb2.SubmitTicketRequest(
+        request_id=request_id,
+        organization="acme",
+        title="ERP client crashes on month-end export",
+        requester=common_pb2.Requester(id="E1001", name="李雷", department="Finance", company="ACME"),
+        contact=common_pb2.Contact(phone="+86 138 0000 0000", email="li.lei@acme.example"),
+        channel="portal",
+        problem_type="software_crash",
+        impact_scope="department",
+        urgency="high",
+        description="Exporting the ledger crashes the client; the finance team cannot close the month.",
+        environment=common_pb2.Environment(
+            device="ThinkPad T14", os="Windows 11", software="ERP", software_version="9.1.2"
+        ),
+        reproduction_steps=["open Ledger", "choose Export → Excel", "client closes"],
+        attachments=[
+            common_pb2.AttachmentUpload(
+                file_name="crash.log", content=b"Traceback (most recent call last): ..." * 8, kind="log"
+            )
+        ],
+        labels=["erp", "month-end"],
+    ).SerializeToString()
+
+
+@dataclass(frozen=True)
+class Steady:
+    rate: float
+    sent: int
+    failed: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True)
+class Peak:
+    calls_per_s: float
+    failed: int
+    p50_ms: float
+    p99_ms: float
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def steady(call: Call, rate: float, seconds: float) -> Steady:
+    latencies: list[float] = []
+    failures = 0
+
+    async def one(scheduled: float) -> None:
+        nonlocal failures
+        try:
+            await call(ticket_request(str(uuid.uuid4())))
+        except grpc.aio.AioRpcError:
+            failures += 1
+        latencies.append(time.perf_counter() - scheduled)
+
+    total = int(rate * seconds)
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(total):
+        scheduled = start + i / rate
+        if (delay := scheduled - time.perf_counter()) > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    ms = sorted(x * 1000 for x in latencies)
+    return Steady(rate, total, failures, statistics.median(ms), _percentile(ms, 0.99), ms[-1])
+
+
+async def peak(call: Call, concurrency: int, seconds: float) -> Peak:
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal failures
+        while (begun := time.perf_counter()) < deadline:
+            try:
+                await call(ticket_request(str(uuid.uuid4())))
+            except grpc.aio.AioRpcError:
+                failures += 1
+            latencies.append(time.perf_counter() - begun)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ms = sorted(x * 1000 for x in latencies)
+    return Peak(len(latencies) / elapsed, failures, statistics.median(ms), _percentile(ms, 0.99))
+
+
+@contextmanager
+def _channels(addresses: list[str], method: str, token: str) -> Iterator[Call]:
+    """One channel per address (replicas), round-robin; raw bytes both ways, like the echo."""
+    metadata = (("authorization", f"Bearer {token}"),)
+    loop_channels = [grpc.aio.insecure_channel(a) for a in addresses]
+    callables = [ch.unary_unary(method) for ch in loop_channels]
+    turn = 0
+
+    async def call(payload: bytes) -> bytes:
+        nonlocal turn
+        turn = (turn + 1) % len(callables)
+        response: bytes = await callables[turn](payload, metadata=metadata, timeout=10)
+        return response
+
+    try:
+        yield call
+    finally:
+        for ch in loop_channels:
+            # close() is a coroutine; the loop is still running when this context exits
+            asyncio.get_event_loop().create_task(ch.close())
+
+
+async def measure(name: str, addresses: list[str], method: str, args: argparse.Namespace) -> tuple[Steady, Peak]:
+    token = mint_token(secret=SECRET, subject="portal-gateway", org="acme", roles=("integration",))
+    with _channels(addresses, method, token) as call:
+        await peak(call, args.concurrency, 1.0)  # warm-up: connections, caches, JIT-free but still
+        print(f"  {name}: steady {args.rate:.0f}/s for {args.steady_seconds:.0f}s …", file=sys.stderr, flush=True)
+        s = await steady(call, args.rate, args.steady_seconds)
+        print(f"  {name}: peak with {args.concurrency} in flight for {args.peak_seconds:.0f}s …", file=sys.stderr)
+        p = await peak(call, args.concurrency, args.peak_seconds)
+    return s, p
+
+
+def _start_servers(stack: ExitStack, args: argparse.Namespace, workdir: Path) -> tuple[list[str], str]:
+    echo = ServiceProcess("echo", "benchmarks.echo_server", {"SUPPORTFLOW_GRPC_PORT": "{grpc_port}"}, free_port(),
+                          workdir / "echo.log")  # fmt: skip
+    echo.env = {"SUPPORTFLOW_GRPC_PORT": str(echo.grpc_port)}
+    echo.start()
+    stack.callback(echo.terminate)
+
+    nats = NatsServer(workdir / "nats")
+    nats.start()
+    stack.callback(nats.stop)
+
+    if args.database_url:
+        database_url = args.database_url
+    else:
+        server = find_postgres(workdir)
+        name = unique_database_name("sf_bench_")
+        database_url = server.create_database(name)
+        stack.callback(server.drop_database, name)
+
+    addresses = []
+    for replica in range(args.replicas):
+        port = free_port()
+        env = {
+            "SUPPORTFLOW_ENVIRONMENT": "test",
+            "SUPPORTFLOW_DATABASE_URL": database_url,
+            "SUPPORTFLOW_NATS_URL": nats.url,
+            "SUPPORTFLOW_JWT_SECRET": SECRET,
+            "SUPPORTFLOW_GRPC_HOST": "127.0.0.1",
+            "SUPPORTFLOW_GRPC_PORT": str(port),
+            "SUPPORTFLOW_LOG_LEVEL": "WARNING",
+        }
+        intake = ServiceProcess(f"intake-{replica}", "services.intake", env, port, workdir / f"intake-{replica}.log")
+        intake.start(timeout=60)
+        stack.callback(intake.terminate)
+        addresses.append(intake.address)
+    return addresses, echo.address
+
+
+def _report(echo: tuple[Steady, Peak], intake: tuple[Steady, Peak], args: argparse.Namespace) -> bool:
+    share = intake[1].calls_per_s / echo[1].calls_per_s
+    rows = [("bare gRPC echo", echo), (f"intake SubmitTicket ×{args.replicas} (PostgreSQL)", intake)]
+    steady_head, peak_head = f"steady {args.rate:.0f}/s", f"peak ({args.concurrency} in flight)"
+    print(f"\n{'':38} {steady_head:>26} {peak_head:>36}")
+    print(f"{'':38} {'p50 ms':>8} {'p99 ms':>8} {'fail':>8} {'calls/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'fail':>8}")
+    for label, (s, p) in rows:
+        print(f"{label:38} {s.p50_ms:8.2f} {s.p99_ms:8.2f} {s.failed:8d} "
+              f"{p.calls_per_s:10.0f} {p.p50_ms:8.2f} {p.p99_ms:8.2f} {p.failed:8d}")  # fmt: skip
+    p99_ok = intake[0].p99_ms < TARGET_P99_MS and intake[0].failed == 0
+    share_ok = share >= TARGET_PEAK_SHARE and intake[1].failed == 0
+    print(f"\ntarget p99 < {TARGET_P99_MS:.0f} ms at {args.rate:.0f}/s: {intake[0].p99_ms:.2f} ms  "
+          f"{'met' if p99_ok else 'MISSED'}")  # fmt: skip
+    print(f"target peak ≥ {TARGET_PEAK_SHARE:.0%} of echo: {share:.0%} "
+          f"({intake[1].calls_per_s:.0f} / {echo[1].calls_per_s:.0f} calls/s)  "
+          f"{'met' if share_ok else 'MISSED'}")  # fmt: skip
+    return p99_ok and share_ok
+
+
+async def _run(args: argparse.Namespace, addresses: list[str], echo_address: str) -> bool:
+    echo = await measure("echo", [echo_address], ECHO_METHOD, args)
+    intake = await measure("intake", addresses, SUBMIT_METHOD, args)
+    return _report(echo, intake, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=200.0, help="steady requests/s (default 200)")
+    parser.add_argument("--steady-seconds", type=float, default=10.0)
+    parser.add_argument("--peak-seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight at peak (default 64)")
+    parser.add_argument("--replicas", type=int, default=1, help="intake processes sharing the database")
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: a throwaway database on the local server)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="sf-bench-") as tmp, ExitStack() as stack:
+        print("starting echo, NATS, PostgreSQL database, intake …", file=sys.stderr, flush=True)
+        addresses, echo_address = _start_servers(stack, args, Path(tmp))
+        ok = asyncio.run(_run(args, addresses, echo_address))
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

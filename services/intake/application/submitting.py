@@ -1,0 +1,138 @@
+"""Storing submitted tickets, many per transaction.
+
+`submit_ticket` (handlers.py) validates a submission alone and hands the ready ticket here. Under
+load many are waiting at once; `commit_submissions` stores them together (group commit, see
+`services.kit.batching`): one look-up of their request ids, one counter update per organisation
+and day for all their numbers, one insert per table, one COMMIT. Numbers stay gapless because
+they are taken in the transaction that stores the tickets.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Protocol
+
+from services.intake.application.ports import RecordedRequest, UnitOfWork, UnitOfWorkFactory
+from services.intake.domain import events as ev
+from services.intake.domain.catalog import Organisation
+from services.intake.domain.errors import InvalidTicket
+from services.intake.domain.model import Actor, Ticket
+from services.kit.errors import FieldViolation
+
+OPERATION = "SubmitTicket"
+RELATED_TICKETS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSubmission:
+    """A validated ticket without its number yet."""
+
+    org: Organisation
+    day: date  # the business day in the organisation's time zone: the number's date part
+    request_id: str
+    fingerprint: str
+    actor: Actor
+    draft: Ticket
+    contents: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    ticket: Ticket
+    replayed: bool
+
+
+class SubmissionQueue(Protocol):
+    async def submit(self, item: PendingSubmission) -> Submitted: ...
+
+
+def request_id_reused(seen_operation: str) -> InvalidTicket:
+    return InvalidTicket([FieldViolation("request_id", f"was already used for a different {seen_operation} request")])
+
+
+async def commit_submissions(
+    uow_factory: UnitOfWorkFactory, batch: Sequence[PendingSubmission]
+) -> list[Submitted | BaseException]:
+    results: dict[int, Submitted | BaseException] = {}
+    async with uow_factory() as uow:
+        by_org: dict[str, list[int]] = defaultdict(list)
+        for i, p in enumerate(batch):
+            by_org[p.org.id].append(i)
+        # Fixed order of counter rows: two replicas' batches never wait on each other in a cycle.
+        for org_id in sorted(by_org):
+            await _store_for_org(uow, batch, by_org[org_id], results)
+        await uow.commit()
+    return [results[i] for i in range(len(batch))]
+
+
+async def _store_for_org(
+    uow: UnitOfWork,
+    batch: Sequence[PendingSubmission],
+    indices: list[int],
+    results: dict[int, Submitted | BaseException],
+) -> None:
+    org = batch[indices[0]].org
+    seen = await uow.requests.find_many(org.id, [batch[i].request_id for i in indices])
+    fresh: list[int] = []
+    first_with_id: dict[str, int] = {}
+    later_with_id: list[tuple[int, int]] = []  # (index, index of the first one with its request id)
+    for i in indices:
+        p = batch[i]
+        if (recorded := seen.get(p.request_id)) is not None:
+            results[i] = await _replay(uow, recorded, p)
+        elif (first := first_with_id.get(p.request_id)) is not None:
+            later_with_id.append((i, first))
+        else:
+            first_with_id[p.request_id] = i
+            fresh.append(i)
+    related = await uow.tickets.recent_numbers_of(org.id, {batch[i].draft.requester.id for i in fresh}, RELATED_TICKETS)
+    numbers = await _allocate(uow, org, [batch[i] for i in fresh])
+    stored: list[tuple[Ticket, Sequence[bytes]]] = []
+    for i, number in zip(fresh, numbers, strict=True):
+        p = batch[i]
+        earlier = related.setdefault(p.draft.requester.id, [])
+        ticket = replace(p.draft, ticket_number=number, related_ticket_numbers=tuple(earlier[:RELATED_TICKETS]))
+        earlier.insert(0, number)  # a second ticket of the same requester in this batch links this one
+        stored.append((ticket, p.contents))
+        results[i] = Submitted(ticket, replayed=False)
+        uow.emit(p.actor, [ev.TicketSubmitted(ticket)])
+    await uow.tickets.add_many(stored)
+    await uow.requests.record_many(
+        org.id,
+        [(batch[i].request_id, RecordedRequest(OPERATION, batch[i].fingerprint, t.ticket_number, t.ticket_number))
+         for i, (t, _) in zip(fresh, stored, strict=True)],
+    )  # fmt: skip
+    for i, first in later_with_id:
+        original = results[first]
+        same = batch[i].fingerprint == batch[first].fingerprint
+        results[i] = (
+            Submitted(original.ticket, replayed=True)
+            if isinstance(original, Submitted) and same
+            else request_id_reused(OPERATION)
+        )
+
+
+async def _replay(uow: UnitOfWork, recorded: RecordedRequest, p: PendingSubmission) -> Submitted | BaseException:
+    if recorded.operation != OPERATION or recorded.fingerprint != p.fingerprint:
+        return request_id_reused(recorded.operation)
+    ticket = await uow.tickets.get(recorded.ticket_number)
+    assert ticket is not None, "a recorded request always points at a ticket"
+    return Submitted(ticket, replayed=True)
+
+
+async def _allocate(uow: UnitOfWork, org: Organisation, pending: list[PendingSubmission]) -> list[str]:
+    """Numbers in submission order; one counter update per business day (normally just one)."""
+    by_day: dict[date, list[int]] = defaultdict(list)
+    for i, p in enumerate(pending):
+        by_day[p.day].append(i)
+    numbers = [""] * len(pending)
+    for day in sorted(by_day):
+        positions = by_day[day]
+        for position, number in zip(
+            positions, await uow.tickets.allocate_numbers(org.id, org.ticket_prefix, day, len(positions)), strict=True
+        ):
+            numbers[position] = number
+    return numbers

@@ -1,0 +1,78 @@
+"""Group commit: many concurrent requests share one database transaction.
+
+Each caller hands its item to :meth:`GroupCommitter.submit` and awaits its own result. One
+worker task takes whatever has queued up — one item when the service is idle, dozens under load —
+and processes them together, so the per-transaction costs (round trips, COMMIT, a lock held until
+COMMIT such as intake's per-day ticket counter) are paid once per batch instead of once per request.
+
+If a batch fails as a whole (a constraint hit by one item, a lost connection), every item of it is
+retried alone, so one bad item fails only its own caller. Results are per item: the processor
+returns, for each item in order, either a value or the exception that caller should get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+#: Processes items in one transaction; returns one result (or exception) per item, in order.
+Processor = Callable[[Sequence[Item]], Awaitable[Sequence[Result | BaseException]]]
+
+
+class GroupCommitter(Generic[Item, Result]):
+    def __init__(self, processor: Processor[Item, Result], *, max_batch: int = 256) -> None:
+        self._process = processor
+        self._max_batch = max_batch
+        self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._worker: asyncio.Task[None] | None = None
+        self.batches = 0  # for tests and metrics: how many transactions served the items so far
+
+    async def submit(self, item: Item) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain(), name="group-commit")
+        # A caller that gives up (deadline, cancel) must not cancel the batch others wait on:
+        # its item is still processed, and request ids make the outcome replayable.
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                await self._run(batch)
+        except BaseException:
+            # Cancelled (shutdown) or a bug: no caller may wait forever for a batch that won't run.
+            for _, future in batch + self._queue:
+                future.cancel()
+            self._queue = []
+            raise
+
+    async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        items = [item for item, _ in batch]
+        self.batches += 1
+        try:
+            outcomes = await self._process(items)
+        except Exception as exc:
+            if len(batch) == 1:
+                outcomes = [exc]
+            else:
+                log.info("group commit of %d items failed (%r); retrying each alone", len(batch), exc)
+                for one in batch:
+                    await self._run([one])
+                return
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
