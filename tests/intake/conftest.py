@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -14,6 +14,9 @@ from supportflow.intake.v1 import intake_pb2, intake_pb2_grpc
 from services.intake.bootstrap import Intake, bootstrap
 from services.intake.settings import IntakeSettings
 from services.kit.auth import mint_token
+
+if TYPE_CHECKING:
+    from tests.intake.workflow_events import StreamTail, Workflow
 
 SECRET = "test-secret-for-supportflow-tests-0123456789"
 
@@ -82,3 +85,20 @@ async def intake(database_url: str, nats_url: str) -> AsyncIterator[Intake]:
 async def stub(intake: Intake) -> AsyncIterator[intake_pb2_grpc.IntakeServiceStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{intake.host.port}") as channel:
         yield intake_pb2_grpc.IntakeServiceStub(channel)
+
+
+@pytest.fixture
+async def wf(intake: Intake, nats_url: str) -> AsyncIterator[Workflow]:
+    """Stands in for the workflow service on the stream (see workflow_events.py)."""
+    from tests.intake.workflow_events import workflow  # it imports this module's helpers
+
+    async with workflow(nats_url) as w:
+        yield w
+
+
+@pytest.fixture
+async def tail(wf: Workflow) -> StreamTail:
+    """What reaches the stream from now on."""
+    from tests.intake.workflow_events import StreamTail
+
+    return await StreamTail.open(wf.js)

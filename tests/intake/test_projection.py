@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -19,16 +17,10 @@ from supportflow.intake.v1 import intake_pb2, intake_pb2_grpc
 from services.intake.adapters import tables
 from services.intake.bootstrap import Intake
 from tests.intake.conftest import auth, submission, token
-from tests.intake.workflow_events import Workflow, has_entry, ticket_when, until, workflow, workflow_event
+from tests.intake.workflow_events import Workflow, has_entry, ticket_when, until, workflow_event
 
 Stub = intake_pb2_grpc.IntakeServiceStub
 S = types_pb2
-
-
-@pytest.fixture
-async def wf(intake: Intake, nats_url: str) -> AsyncIterator[Workflow]:
-    async with workflow(nats_url) as w:
-        yield w
 
 
 def uid(prefix: str) -> str:

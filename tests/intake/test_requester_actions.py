@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -18,23 +18,11 @@ from supportflow.intake.v1 import intake_pb2, intake_pb2_grpc
 from services.intake.bootstrap import Intake
 from tests.intake.conftest import auth, submission, token
 from tests.intake.test_bad_input import described
-from tests.intake.workflow_events import StreamTail, Workflow, published, resolve, ticket_when, workflow
+from tests.intake.workflow_events import StreamTail, Workflow, published, resolve, ticket_when
 
 Stub = intake_pb2_grpc.IntakeServiceStub
 S = types_pb2
 Metadata = tuple[tuple[str, str], ...]
-
-
-@pytest.fixture
-async def wf(intake: Intake, nats_url: str) -> AsyncIterator[Workflow]:
-    async with workflow(nats_url) as w:
-        yield w
-
-
-@pytest.fixture
-async def tail(wf: Workflow) -> StreamTail:
-    """What reaches the stream from now on."""
-    return await StreamTail.open(wf.js)
 
 
 class Person:

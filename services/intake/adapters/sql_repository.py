@@ -143,6 +143,19 @@ def _attachment_row(
     }
 
 
+def _bump_counter(insert: Any, org: str, day: date, count: int) -> Any:
+    """Add `count` to the organisation's counter of that day; returns the new last serial."""
+    return (
+        insert(t.ticket_counters)
+        .values(organization=org, day=day.strftime("%Y%m%d"), last_serial=count)
+        .on_conflict_do_update(
+            index_elements=[t.ticket_counters.c.organization, t.ticket_counters.c.day],
+            set_={"last_serial": t.ticket_counters.c.last_serial + count},
+        )
+        .returning(t.ticket_counters.c.last_serial)
+    )
+
+
 class SqlTicketRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -150,17 +163,8 @@ class SqlTicketRepository:
     async def allocate_numbers(self, org: str, prefix: str, day: date, count: int) -> list[str]:
         if count == 0:
             return []
-        dialect = postgresql if is_postgres(self._conn) else sqlite
-        stmt = (
-            dialect.insert(t.ticket_counters)
-            .values(organization=org, day=day.strftime("%Y%m%d"), last_serial=count)
-            .on_conflict_do_update(
-                index_elements=[t.ticket_counters.c.organization, t.ticket_counters.c.day],
-                set_={"last_serial": t.ticket_counters.c.last_serial + count},
-            )
-            .returning(t.ticket_counters.c.last_serial)
-        )
-        last = (await self._conn.execute(stmt)).scalar_one()
+        insert = postgresql.insert if is_postgres(self._conn) else sqlite.insert
+        last = (await self._conn.execute(_bump_counter(insert, org, day, count))).scalar_one()
         return [format_ticket_number(prefix, day, serial) for serial in range(last - count + 1, last + 1)]
 
     async def add_many(self, tickets: Sequence[tuple[Ticket, Sequence[bytes]]]) -> None:

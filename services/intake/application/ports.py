@@ -45,8 +45,8 @@ class PageCursor:
 
 class TicketRepository(Protocol):
     async def allocate_numbers(self, org: str, prefix: str, day: date, count: int) -> list[str]:
-        """The next `count` consecutive numbers of that organisation and day; the counter stays
-        locked until the transaction ends, so numbers are gapless and never reused."""
+        """The next `count` consecutive numbers of that organisation and day. The counter stays
+        locked until the transaction ends: numbers are gapless, unique across replicas, never reused."""
         ...
 
     async def add_many(self, tickets: Sequence[tuple[Ticket, Sequence[bytes]]]) -> None:

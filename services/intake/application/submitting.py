@@ -3,8 +3,9 @@
 `submit_ticket` (handlers.py) validates a submission alone and hands the ready ticket here. Under
 load many are waiting at once; `commit_submissions` stores them together (group commit, see
 `services.kit.batching`): one look-up of their request ids, one counter update per organisation
-and day for all their numbers, one insert per table, one COMMIT. Numbers stay gapless because
-they are taken in the transaction that stores the tickets.
+and day for all their numbers, one insert per table, one COMMIT. The counter row stays locked
+until that COMMIT, so numbers are gapless; batching is what keeps that lock from becoming the
+bottleneck (one lock per batch instead of one per ticket).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ async def commit_submissions(
         by_org: dict[str, list[int]] = defaultdict(list)
         for i, p in enumerate(batch):
             by_org[p.org.id].append(i)
-        # Fixed order of counter rows: two replicas' batches never wait on each other in a cycle.
+        # Organisations in a fixed order: two batches never wait for each other's counter rows in a cycle.
         for org_id in sorted(by_org):
             await _store_for_org(uow, batch, by_org[org_id], results)
         await uow.commit()

@@ -1,0 +1,69 @@
+"""Group commit: concurrent callers share batches, and one bad item fails only its own caller."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from services.kit.batching import GroupCommitter
+
+
+class Ledger:
+    """A processor that records its batches and refuses any batch holding a negative number."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.stored: list[int] = []
+
+    async def process(self, items: Sequence[int]) -> list[int | BaseException]:
+        self.batches.append(list(items))
+        await asyncio.sleep(0.01)  # a database round trip: later callers queue up meanwhile
+        if any(i < 0 for i in items):
+            raise ValueError(f"negative amount in {list(items)}")
+        self.stored.extend(items)
+        return [i * 10 for i in items]
+
+
+async def test_concurrent_callers_share_transactions_and_each_gets_its_own_result() -> None:
+    ledger = Ledger()
+    committer: GroupCommitter[int, int] = GroupCommitter(ledger.process)
+    results = await asyncio.gather(*(committer.submit(i) for i in range(100)))
+    assert results == [i * 10 for i in range(100)]
+    assert sorted(ledger.stored) == list(range(100))
+    assert len(ledger.batches) < 10, f"100 concurrent items took {len(ledger.batches)} transactions"
+
+
+async def test_a_failing_item_fails_only_its_caller() -> None:
+    ledger = Ledger()
+    committer: GroupCommitter[int, int] = GroupCommitter(ledger.process)
+    outcomes = await asyncio.gather(*(committer.submit(i) for i in (1, 2, -3, 4, 5)), return_exceptions=True)
+    assert outcomes[:2] == [10, 20]
+    assert outcomes[3:] == [40, 50]
+    assert isinstance(outcomes[2], ValueError)
+    assert "-3" in str(outcomes[2])
+    assert sorted(ledger.stored) == [1, 2, 4, 5]
+
+
+async def test_per_item_errors_from_the_processor_reach_only_that_caller() -> None:
+    async def process(items: Sequence[str]) -> list[str | BaseException]:
+        return [KeyError(i) if i == "bad" else i.upper() for i in items]
+
+    committer: GroupCommitter[str, str] = GroupCommitter(process)
+    good, bad = await asyncio.gather(committer.submit("ok"), committer.submit("bad"), return_exceptions=True)
+    assert good == "OK"
+    assert isinstance(bad, KeyError)
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_batch() -> None:
+    ledger = Ledger()
+    committer: GroupCommitter[int, int] = GroupCommitter(ledger.process)
+    impatient = asyncio.create_task(committer.submit(7))
+    patient = asyncio.create_task(committer.submit(8))
+    await asyncio.sleep(0)
+    impatient.cancel()
+    assert await patient == 80
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
+    assert sorted(ledger.stored) == [7, 8], "the abandoned item is still stored (its request id makes it replayable)"
