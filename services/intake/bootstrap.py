@@ -61,8 +61,8 @@ class Intake:
         if self.settings.migrate_on_start:
             await upgrade(self.engine, MIGRATIONS, "intake")
         self.nats.start()
-        self.host.add_background("outbox-relay", self.relay.run())
-        self.host.add_background("workflow-events", self.consumer.run())
+        self.host.add_background("outbox-relay", self.relay.run(), stop=self.relay.stop)
+        self.host.add_background("workflow-events", self.consumer.run(), stop=self.consumer.stop)
         self.host.on_close(self.engine.dispose)
         self.host.on_close(self.nats.close)
         return await self.host.start(self.settings.grpc_host, self.settings.grpc_port)

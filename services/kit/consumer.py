@@ -80,18 +80,24 @@ class DurableConsumer:
         self._processed, self._dead = processed, dead_letters
         self._max_deliver, self._batch, self._ack_wait = max_deliver, batch, ack_wait_seconds
         self._after_commit = after_commit
+        self._stopping = asyncio.Event()
         self.handled = 0
 
+    def stop(self) -> None:
+        """Finish the message in hand, then `run` returns (within about a second: the fetch timeout)."""
+        self._stopping.set()
+
     async def run(self) -> None:
-        """Consume until cancelled; survives NATS and database outages."""
-        while True:
+        """Consume until `stop()` (or cancellation); survives NATS and database outages."""
+        while not self._stopping.is_set():
             try:
                 await self._consume()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("consumer %s: %s; restarting in 1s", self.durable, exc)
-                await asyncio.sleep(1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
 
     async def _consume(self) -> None:
         js = await self._nats.jetstream()
@@ -108,13 +114,16 @@ class DurableConsumer:
         await js.add_consumer(self._nats.stream, config)
         sub = await js.pull_subscribe_bind(durable=self.durable, stream=self._nats.stream)
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     msgs = await sub.fetch(self._batch, timeout=1.0)
                 except (FetchTimeoutError, TimeoutError):
                     continue
                 for msg in msgs:
-                    await self._process(msg)
+                    if self._stopping.is_set():
+                        await msg.nak()  # handed back at once to whoever consumes next
+                    else:
+                        await self._process(msg)
         finally:
             # An abandoned subscription would make the connection's drain() wait at shutdown.
             with contextlib.suppress(Exception):

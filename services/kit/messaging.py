@@ -27,6 +27,7 @@ class NatsConnection:
         self._js: JetStreamContext | None = None
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._connect_loop(), name=f"nats-connect-{self._name}")
@@ -85,13 +86,15 @@ class NatsConnection:
         log.debug("NATS error: %s", exc)
 
     async def _on_disconnected(self) -> None:
-        log.warning("disconnected from NATS; reconnecting")
+        if not self._closing:
+            log.warning("disconnected from NATS; reconnecting")
 
     async def _on_reconnected(self) -> None:
         log.info("reconnected to NATS")
 
     async def close(self) -> None:
         """Drain (flush pending publishes, let subscriptions finish) and close."""
+        self._closing = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self._nc is not None and not self._nc.is_closed:

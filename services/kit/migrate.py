@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,20 @@ def alembic_config(script_location: Path, service: str) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, script_location: Path, service: str, revision: str = "head") -> None:
+    await _run(engine, script_location, service, lambda cfg: command.upgrade(cfg, revision))
+
+
+async def downgrade(engine: AsyncEngine, script_location: Path, service: str, revision: str) -> None:
+    """Roll back to `revision` ("base" removes the service's tables)."""
+    await _run(engine, script_location, service, lambda cfg: command.downgrade(cfg, revision))
+
+
+async def _run(engine: AsyncEngine, script_location: Path, service: str, step: Callable[[Config], None]) -> None:
     cfg = alembic_config(script_location, service)
 
     def run(conn: Connection) -> None:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        step(cfg)
 
     async with engine.begin() as conn:
         await conn.run_sync(run)

@@ -87,16 +87,22 @@ class OutboxRelay:
         self._engine, self._table, self._nats = engine, table, nats
         self._batch, self._poll, self._publish_timeout = batch_size, poll_seconds, publish_timeout
         self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._lock_key = zlib.crc32(table.name.encode())
         self.published = 0
 
     def wake(self) -> None:
         self._wakeup.set()
 
+    def stop(self) -> None:
+        """Finish: one last pass publishes what the last requests committed, then `run` returns."""
+        self._stopping.set()
+        self._wakeup.set()
+
     async def run(self) -> None:
-        """Relay until cancelled."""
+        """Relay until `stop()` (or cancellation)."""
         backoff = 0.2
-        while True:
+        while not self._stopping.is_set():
             try:
                 sent = await self.relay_once()
                 backoff = 0.2
@@ -104,13 +110,19 @@ class OutboxRelay:
                 raise
             except Exception as exc:
                 log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             if sent < self._batch:
                 self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll)
+                await self._pause(self._poll)
+        with contextlib.suppress(Exception):  # NATS unreachable: the rows wait for the next start
+            await self.relay_once()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep until woken (a commit, or stop) or `seconds` pass."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
 
     async def relay_once(self) -> int:
         """Publish up to one batch. Returns how many events left the outbox."""

@@ -190,3 +190,20 @@ async def test_sigkill_between_commit_and_publish_loses_nothing_and_duplicates_n
     seen = await reader.wait_for(numbers, within=0)
     assert_exactly_once(seen, numbers)
     await assert_healthy_and_accepting(intake)
+
+
+async def test_sigterm_stops_promptly_and_publishes_what_was_accepted(
+    fresh_database_url: str, nats_url: str, service_process_factory: ServiceFactory
+) -> None:
+    # A long grace: a shutdown that sat out the grace instead of stopping its workers would be
+    # SIGKILLed by terminate() below and report -9.
+    env = intake_env(
+        fresh_database_url, nats_url, SUPPORTFLOW_GRPC_PORT="{grpc_port}", SUPPORTFLOW_SHUTDOWN_GRACE_SECONDS="60"
+    )
+    intake = service_process_factory("intake", "services.intake", env)
+    numbers = await submit(intake.address, 20)
+    code = await asyncio.to_thread(intake.terminate, 8.0)
+    assert code == 0, f"intake did not shut down cleanly on SIGTERM (exit {code}):\n{intake.log_tail()}"
+    assert "did not stop in time" not in intake.log_tail(200)
+    assert await outbox_size(fresh_database_url) == 0, "accepted tickets' events left unpublished at shutdown"
+    assert_exactly_once(await StreamReader(nats_url).wait_for(numbers, within=10), numbers)

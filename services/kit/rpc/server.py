@@ -1,6 +1,6 @@
 """The `grpc.aio` server every service runs: interceptors, standard health, reflection, and
-graceful shutdown (SIGTERM → health NOT_SERVING → `server.stop(grace)` → background tasks
-cancelled → resources closed in reverse order)."""
+graceful shutdown (SIGTERM → health NOT_SERVING → `server.stop(grace)` → background workers
+asked to stop and awaited, cancelled only if they overrun → resources closed in reverse order)."""
 
 from __future__ import annotations
 
@@ -54,12 +54,20 @@ class ServiceHost:
         self._grace = shutdown_grace_seconds
         self._probe, self._probe_interval = probe, probe_interval_seconds
         self._tasks: list[asyncio.Task[Any]] = []
+        self._stoppable: dict[asyncio.Task[Any], Callable[[], None]] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
         self.port = 0
 
-    def add_background(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=name))
+    def add_background(
+        self, name: str, coro: Coroutine[Any, Any, Any], *, stop: Callable[[], None] | None = None
+    ) -> None:
+        """Run `coro` until shutdown. With `stop`, shutdown asks it to finish (e.g. after the message
+        in hand) and waits for that; without, it is cancelled."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.append(task)
+        if stop is not None:
+            self._stoppable[task] = stop
 
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Run at shutdown, last registered first."""
@@ -87,19 +95,28 @@ class ServiceHost:
         log.info("%s shutting down (grace %.1fs)", self.name, self._grace)
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self._grace)
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            # A cancelled task stuck inside a client library must not keep the process alive.
-            _, stuck = await asyncio.wait(self._tasks, timeout=max(self._grace, 1.0))
-            for task in stuck:
-                log.warning("%s: background task %s did not stop in time", self.name, task.get_name())
+        await self._stop_background()
         for closer in reversed(self._closers):
             try:
                 await closer()
             except Exception:
                 log.exception("error while closing")
         log.info("%s stopped", self.name)
+
+    async def _stop_background(self) -> None:
+        for stop in self._stoppable.values():
+            stop()
+        running = {t for t in self._tasks if t not in self._stoppable}  # e.g. the probe loop: cancel
+        if self._stoppable:
+            _, overran = await asyncio.wait(self._stoppable, timeout=max(self._grace, 1.0))
+            running |= overran
+        for task in running:
+            task.cancel()
+        if running:
+            # A cancelled task stuck inside a client library must not keep the process alive.
+            _, stuck = await asyncio.wait(running, timeout=1.0)
+            for task in stuck:
+                log.warning("%s: background task %s did not stop in time", self.name, task.get_name())
 
     async def _probe_ok(self) -> bool:
         try:

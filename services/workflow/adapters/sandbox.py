@@ -12,12 +12,15 @@ What diagram code may use (everything else is a NameError):
 
 * constants and types: ``None True False bool int float str list tuple dict set frozenset``
 * functions: ``abs all any chr divmod enumerate filter isinstance len map max min ord range
-  repr reversed round sorted sum zip`` (``range`` is capped at ``MAX_RANGE_LENGTH`` items)
+  repr reversed round sorted sum zip``
 * exceptions, to raise or catch: ``Exception ArithmeticError AssertionError IndexError KeyError
   LookupError TypeError ValueError ZeroDivisionError``
 * dates: ``now()`` (aware UTC), ``parse_datetime(text)`` (ISO 8601 with an offset; naive text is
   rejected because it would silently mean the server's zone), ``parse_duration(text)`` (ISO 8601
   duration such as ``"PT30M"`` to a ``timedelta``, months counted from now), ``timedelta``, ``UTC``
+
+``range`` and ``sum`` are the sandbox's own: ``range`` refuses more than ``MAX_RANGE_LENGTH`` items,
+``sum`` adds numbers and timedeltas only (``sum(lists, [])`` would concatenate in C, unguarded).
 
 Writes go only into dicts and lists (task data); attribute writes are refused.
 
@@ -66,6 +69,7 @@ DEFAULT_STEP_TIME_LIMIT: Final = 1.0
 MAX_SEQUENCE_LENGTH: Final = 1_000_000
 MAX_INT_BITS: Final = 100_000
 MAX_RANGE_LENGTH: Final = 100_000
+MAX_DURATION_MONTHS: Final = 1200
 _CACHE_SIZE: Final = 4096
 
 ExpressionKind = Literal["expression", "script"]
@@ -120,6 +124,8 @@ _FORBIDDEN_NAMES: Final = frozenset(
         "vars",
         "dir",
         "memoryview",
+        "print",  # RestrictedPython would collect the output into `printed`; nobody would read it
+        "printed",
     }
 )
 # Rejected only as calls: `type == "incident"` is a fine condition on a form field called `type`.
@@ -403,14 +409,42 @@ def _parse_datetime(text: str) -> datetime:
 
 
 def _parse_duration(text: str) -> timedelta:
+    check_timer_value(text)
     parsed = TimerEventDefinition.parse_iso_duration(text)
     delta: timedelta = TimerEventDefinition.get_timedelta_from_start(parsed, _now())
     return delta
 
 
+def _sum(values: Any, /, start: Any = 0) -> Any:
+    # The builtin adds in C, past the `+` guard: sum(lists, []) is quadratic and unbounded.
+    if not isinstance(start, int | float | timedelta):
+        raise TypeError("sum() in diagrams adds numbers and timedeltas only")
+    return sum(values, start)
+
+
+def check_timer_value(value: Any) -> None:
+    """Refuse ISO 8601 durations with more than ``MAX_DURATION_MONTHS`` months in them.
+
+    SpiffWorkflow turns a timer's years and months into days one month at a time, in host code
+    that no deadline reaches: ``"P2000000Y"`` kept a worker busy for half a minute. The engine
+    checks every timer expression's value; deploy validation can check constant ones.
+    """
+    if not isinstance(value, str):
+        return
+    for part in value.upper().replace("--", "/").split("/"):
+        if not part.startswith("P"):
+            continue
+        try:
+            parsed = TimerEventDefinition.parse_iso_duration(part)
+        except Exception:  # malformed: SpiffWorkflow reports it itself
+            continue
+        months = parsed.get("years", 0) * 12 + parsed.get("months", 0)
+        _limit("a duration in months", math.ceil(months), MAX_DURATION_MONTHS)
+
+
 _EXPOSED_BUILTINS: Final = (
     abs, all, any, bool, chr, dict, divmod, enumerate, filter, float, frozenset, int, isinstance,
-    len, list, map, max, min, ord, repr, reversed, round, set, sorted, str, sum, tuple, zip,
+    len, list, map, max, min, ord, repr, reversed, round, set, sorted, str, tuple, zip,
     Exception, ArithmeticError, AssertionError, IndexError, KeyError, LookupError, TypeError,
     ValueError, ZeroDivisionError,
 )  # fmt: skip
@@ -423,6 +457,7 @@ DIAGRAM_NAMES: Final[Mapping[str, Any]] = {
     "True": True,
     "False": False,
     "range": _range,
+    "sum": _sum,
     "now": _now,
     "parse_datetime": _parse_datetime,
     "parse_duration": _parse_duration,
@@ -529,7 +564,11 @@ class SandboxedScriptEngine(PythonScriptEngine):  # type: ignore[misc]
 
     def evaluate(self, task: Any, expression: str, external_context: Mapping[str, Any] | None = None) -> Any:
         try:
-            return self.environment.evaluate(expression, task.data, external_context)
+            value = self.environment.evaluate(expression, task.data, external_context)
+            timer = getattr(task.task_spec, "event_definition", None)
+            if isinstance(timer, TimerEventDefinition) and expression == timer.expression:
+                check_timer_value(value)
+            return value
         except SpiffWorkflowException as error:
             error.add_note(f"Error evaluating expression '{expression}'")
             raise
