@@ -6,7 +6,9 @@ is compiled by RestrictedPython under a stricter policy (:class:`_DiagramPolicy`
 a small, fixed set of names. Rejected when compiled, so a diagram that tries fails at deploy
 (:func:`check_expression`): imports, names and attributes starting with ``_``, frame/generator
 internals (``gi_frame``, ``f_globals``...), ``str.format``/``format_map``, classes, ``with``,
-``try/except*``, and ``eval``, ``exec``, ``compile``, ``open``, ``getattr`` and friends.
+``try/except*``, ``print``, the names ``eval exec compile open getattr setattr delattr hasattr globals
+locals vars dir memoryview``, and calls of ``type object super id issubclass input help`` (as plain
+names they may still be task data: ``type == "incident"``).
 
 What diagram code may use (everything else is a NameError):
 
