@@ -529,18 +529,23 @@ class SandboxedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[m
     ``script_engine.environment.evaluate`` (message correlation, process completion conditions).
     """
 
-    def __init__(self, step_time_limit: float = DEFAULT_STEP_TIME_LIMIT) -> None:
+    def __init__(
+        self, step_time_limit: float = DEFAULT_STEP_TIME_LIMIT, names: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__({})
         self.step_time_limit = step_time_limit
+        #: Functions the service offers diagram code (e.g. `due`), below task data and external context.
+        self.names = dict(names or {})
 
     def evaluate(
         self, expression: str, context: Mapping[str, Any], external_context: Mapping[str, Any] | None = None
     ) -> Any:
         # Task data wins over external context (data objects, DMN's `?`), as in SpiffWorkflow's own.
-        return evaluate_expression(expression, context, external=external_context, seconds=self.step_time_limit)
+        external = {**self.names, **(external_context or {})}
+        return evaluate_expression(expression, context, external=external, seconds=self.step_time_limit)
 
     def execute(self, script: str, context: dict[str, Any], external_context: Mapping[str, Any] | None = None) -> bool:
-        external = dict(external_context or {})
+        external = {**self.names, **(external_context or {})}
         clashes = sorted(set(external).intersection(context))
         if clashes:
             raise ValueError(f"task data overwrites predefined names: {clashes}")
@@ -561,8 +566,10 @@ class SandboxedScriptEngine(PythonScriptEngine):  # type: ignore[misc]
     element), which the service turns into an incident on that step.
     """
 
-    def __init__(self, step_time_limit: float = DEFAULT_STEP_TIME_LIMIT) -> None:
-        super().__init__(environment=SandboxedEnvironment(step_time_limit))
+    def __init__(
+        self, step_time_limit: float = DEFAULT_STEP_TIME_LIMIT, names: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(environment=SandboxedEnvironment(step_time_limit, names))
 
     def evaluate(self, task: Any, expression: str, external_context: Mapping[str, Any] | None = None) -> Any:
         try:
