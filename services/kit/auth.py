@@ -39,6 +39,8 @@ class Principal:
     subject: str
     org: str
     roles: frozenset[str] = field(default_factory=frozenset)
+    #: Teams and queues the caller works in (candidate groups of user tasks: tier1, network, …).
+    groups: frozenset[str] = field(default_factory=frozenset)
 
     def has_any(self, *roles: str) -> bool:
         return not self.roles.isdisjoint(roles)
@@ -143,13 +145,18 @@ class TokenVerifier:
 
 def _principal_from_claims(claims: dict[str, object]) -> Principal:
     sub, org, roles = claims.get("sub"), claims.get("org"), claims.get("roles")
+    groups = claims.get("groups", [])
     if not isinstance(sub, str) or not sub:
         raise Unauthenticated("the bearer token has no subject")
     if not isinstance(org, str) or not ORG_ID.match(org):
         raise Unauthenticated("the bearer token has no valid 'org' claim")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise Unauthenticated("the bearer token's 'roles' claim must be a list of strings")
-    return Principal(subject=sub, org=org, roles=frozenset(r for r in roles if r in KNOWN_ROLES))
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise Unauthenticated("the bearer token's 'groups' claim must be a list of strings")
+    return Principal(
+        subject=sub, org=org, roles=frozenset(r for r in roles if r in KNOWN_ROLES), groups=frozenset(groups)
+    )
 
 
 def mint_token(
@@ -158,6 +165,7 @@ def mint_token(
     subject: str,
     org: str,
     roles: Iterable[str],
+    groups: Iterable[str] = (),
     issuer: str = "supportflow",
     audience: str = "supportflow",
     ttl_seconds: int = 12 * 3600,
@@ -168,10 +176,11 @@ def mint_token(
     unknown = set(roles) - KNOWN_ROLES
     if unknown:
         raise ValueError(f"unknown roles: {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN_ROLES))}")
-    claims = {
+    claims: dict[str, object] = {
         "sub": subject,
         "org": org,
         "roles": sorted(set(roles)),
+        "groups": sorted(set(groups)),
         "iss": issuer,
         "aud": audience,
         "iat": issued,

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
-from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from supportflow.events.v1 import events_pb2
 
@@ -30,6 +30,7 @@ from services.kit.messaging import NatsConnection
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncConnection, events_pb2.Event], Awaitable[None]]
+OwnTransactionHandler = Callable[[events_pb2.Event], Awaitable[None]]
 
 
 def processed_events_table(metadata: MetaData, service: str) -> Table:
@@ -65,7 +66,8 @@ class DurableConsumer:
         *,
         durable: str,
         filter_subjects: Sequence[str],
-        handler: Handler,
+        handler: Handler | None = None,
+        own_transaction_handler: OwnTransactionHandler | None = None,
         processed: Table,
         dead_letters: Table,
         max_deliver: int = 8,
@@ -76,7 +78,11 @@ class DurableConsumer:
         self._nats, self._engine = nats, engine
         self.durable = durable
         self._subjects = list(filter_subjects)
-        self._handler = handler
+        if (handler is None) == (own_transaction_handler is None):
+            raise ValueError(
+                "give exactly one of handler (runs in the consumer's transaction) or own_transaction_handler"
+            )
+        self._handler, self._own = handler, own_transaction_handler
         self._processed, self._dead = processed, dead_letters
         self._max_deliver, self._batch, self._ack_wait = max_deliver, batch, ack_wait_seconds
         self._after_commit = after_commit
@@ -139,14 +145,13 @@ class DurableConsumer:
             await self._dead_letter(msg, None, f"undecodable event: {exc}")
             return
         try:
-            async with self._engine.begin() as conn:
-                first = await insert_ignoring_duplicates(
-                    conn,
-                    self._processed,
-                    {"consumer": self.durable, "event_id": event.event_id, "processed_at": datetime.now(UTC)},
-                )
-                if first:
-                    await self._handler(conn, event)
+            if self._own is not None:
+                await self._handle_in_own_transaction(event)
+            else:
+                async with self._engine.begin() as conn:
+                    if await self._mark_processed(conn, event):
+                        assert self._handler is not None
+                        await self._handler(conn, event)
         except DomainError as exc:
             await self._dead_letter(msg, event.event_id, f"{type(exc).__name__}: {exc}")
             return
@@ -169,6 +174,31 @@ class DurableConsumer:
         self.handled += 1
         if self._after_commit is not None:
             self._after_commit()
+
+    async def _mark_processed(self, conn: AsyncConnection, event: events_pb2.Event) -> bool:
+        return await insert_ignoring_duplicates(
+            conn,
+            self._processed,
+            {"consumer": self.durable, "event_id": event.event_id, "processed_at": datetime.now(UTC)},
+        )
+
+    async def _handle_in_own_transaction(self, event: events_pb2.Event) -> None:
+        """For handlers that open their own unit of work (and are idempotent by their own keys):
+        skip what was processed, run the handler, then mark it. A crash in between redelivers the
+        event, which the handler's idempotency absorbs. (One transaction inside another would
+        deadlock on SQLite, which allows one writer.)"""
+        async with self._engine.connect() as conn:
+            seen = await conn.scalar(
+                select(self._processed.c.event_id).where(
+                    self._processed.c.consumer == self.durable, self._processed.c.event_id == event.event_id
+                )
+            )
+        if seen is not None:
+            return
+        assert self._own is not None
+        await self._own(event)
+        async with self._engine.begin() as conn:
+            await self._mark_processed(conn, event)
 
     async def _dead_letter(self, msg: Msg, event_id: str | None, error: str) -> None:
         log.error("consumer %s: dead-lettering %s: %s", self.durable, msg.subject, error)

@@ -8,16 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class FormField:
-    """A field of a user task's form (camunda:formData)."""
-
-    id: str
-    label: str
-    type: str  # string | long | boolean | enum | date
-    required: bool = False
-    choices: tuple[str, ...] = ()  # for enum
+from services.workflow.domain.tasks import FormField
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +72,21 @@ class Advance:
     next_timer_at: datetime | None = None
     active: tuple[ActiveStep, ...] = ()
     variables: Mapping[str, Any] = field(default_factory=dict)
+
+
+def combine(first: Advance, then: Advance) -> Advance:
+    """Two operations run back to back, reported as one."""
+    return Advance(
+        opened=first.opened + then.opened,
+        withdrawn=first.withdrawn + then.withdrawn,
+        entered=first.entered + then.entered,
+        thrown=first.thrown + then.thrown,
+        finished=then.finished,
+        incident=then.incident or first.incident,
+        next_timer_at=then.next_timer_at,
+        active=then.active,
+        variables=then.variables,
+    )
 
 
 class NotWaitingFor(Exception):

@@ -33,11 +33,12 @@ from services.workflow.application.engine import (
     Advance,
     EngineIncident,
     EnteredStep,
-    FormField,
     NotWaitingFor,
     OpenedTask,
+    ProcessInstanceHandle,
     ThrownEvent,
 )
+from services.workflow.domain.tasks import FormField
 
 #: Where a delivered message's payload is also kept whole (its variables are merged into the data).
 MESSAGE_VARIABLE = "last_message"
@@ -91,7 +92,8 @@ class SpiffProcessEngine:
         workflow.script_engine = self._script_engine  # not part of the saved state
         return SpiffInstance(workflow)
 
-    def complete_task(self, instance: SpiffInstance, task_id: str, variables: Mapping[str, Any]) -> Advance:
+    def complete_task(self, instance: ProcessInstanceHandle, task_id: str, variables: Mapping[str, Any]) -> Advance:
+        instance = _spiff(instance)
         workflow = instance.workflow
         task = _find(workflow, task_id)
         if task is None or not isinstance(task.task_spec, UserTask) or task.state != TaskState.READY:
@@ -100,7 +102,8 @@ class SpiffProcessEngine:
         task.data.update(copy.deepcopy(dict(variables)))
         return self._run(instance, before, first=task)
 
-    def deliver_message(self, instance: SpiffInstance, name: str, variables: Mapping[str, Any]) -> Advance:
+    def deliver_message(self, instance: ProcessInstanceHandle, name: str, variables: Mapping[str, Any]) -> Advance:
+        instance = _spiff(instance)
         workflow = instance.workflow
         waiting = [
             t
@@ -112,16 +115,25 @@ class SpiffProcessEngine:
             raise NotWaitingFor(f"the process is not waiting for message {name!r}")
         before = _states(workflow)
         payload = copy.deepcopy(dict(variables))
-        for task in waiting:
-            task.data.update(payload)  # the catching step's successors inherit its data
         event = BpmnEvent(waiting[0].task_spec.event_definition, {"payload": payload, "result_var": MESSAGE_VARIABLE})
-        return self._run(instance, before, event=event)
+        try:
+            workflow.send_event(event)
+        except SpiffWorkflowException as error:
+            return self._report(instance, before, thrown=[], incident=_incident(error))
+        for task in waiting:
+            # The catching step now holds its parent's data; the message's variables go on top,
+            # and its successors inherit them.
+            if task.state != TaskState.WAITING:
+                task.data.update(copy.deepcopy(payload))
+        return self._run(instance, before)
 
-    def wake(self, instance: SpiffInstance) -> Advance:
+    def wake(self, instance: ProcessInstanceHandle) -> Advance:
+        instance = _spiff(instance)
         before = _states(instance.workflow)
         return self._run(instance, before, refresh=True)
 
-    def cancel(self, instance: SpiffInstance) -> Advance:
+    def cancel(self, instance: ProcessInstanceHandle) -> Advance:
+        instance = _spiff(instance)
         workflow = instance.workflow
         before = _states(workflow)
         workflow.cancel()
@@ -158,9 +170,7 @@ class SpiffProcessEngine:
                 workflow.refresh_timers()
             workflow.do_engine_steps(did_complete_task=did_complete)
         except SpiffWorkflowException as error:
-            task = getattr(error, "task", None)
-            element = (task.task_spec.bpmn_id or task.task_spec.name) if task is not None else ""
-            incident = EngineIncident(element, _message(error))
+            incident = _incident(error)
         workflow.get_events()  # thrown events are reported above; they are not part of the state
         return self._report(instance, before, thrown=thrown, incident=incident)
 
@@ -214,6 +224,12 @@ class SpiffProcessEngine:
             exclude_performers_of=_csv(extensions.get("fourEyes.excludePerformerOf", "")),
             properties={k: v for k, v in extensions.items() if isinstance(v, str)},
         )
+
+
+def _spiff(instance: ProcessInstanceHandle) -> SpiffInstance:
+    if not isinstance(instance, SpiffInstance):
+        raise TypeError(f"not an instance of this engine: {instance!r}")
+    return instance
 
 
 # -- reading the engine's state ------------------------------------------------------------------
@@ -314,6 +330,12 @@ def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError):
             continue
     return out
+
+
+def _incident(error: SpiffWorkflowException) -> EngineIncident:
+    task = getattr(error, "task", None)
+    element = (task.task_spec.bpmn_id or task.task_spec.name) if task is not None else ""
+    return EngineIncident(element, _message(error))
 
 
 def _message(error: SpiffWorkflowException) -> str:

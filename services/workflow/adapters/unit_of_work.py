@@ -1,0 +1,76 @@
+"""A unit of work over one SQL transaction: repositories share the connection, and staged
+announcements are encoded into the outbox just before COMMIT, so state and events commit together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.kit.outbox import add_to_outbox
+from services.workflow.adapters import tables
+from services.workflow.adapters.announcing import encode_envelope
+from services.workflow.adapters.sql_repository import (
+    SqlClocks,
+    SqlDeployments,
+    SqlHistory,
+    SqlInstances,
+    SqlMessages,
+    SqlTasks,
+)
+from services.workflow.application.announcements import Envelope
+
+
+class SqlUnitOfWork:
+    deployments: SqlDeployments
+    instances: SqlInstances
+    tasks: SqlTasks
+    history: SqlHistory
+    clocks: SqlClocks
+    messages: SqlMessages
+
+    def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None]) -> None:
+        self._engine, self._on_commit = engine, on_commit
+        self._conn: AsyncConnection | None = None
+        self._staged: list[Envelope] = []
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._engine.connect()
+        await self._conn.begin()
+        conn = self._conn
+        self.deployments, self.instances, self.tasks = SqlDeployments(conn), SqlInstances(conn), SqlTasks(conn)
+        self.history, self.clocks, self.messages = SqlHistory(conn), SqlClocks(conn), SqlMessages(conn)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._conn is not None
+        try:
+            if self._conn.in_transaction():
+                await self._conn.rollback()
+        finally:
+            await self._conn.close()
+            self._conn = None
+
+    def emit(self, envelope: Envelope) -> None:
+        self._staged.append(envelope)
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        events = [event for envelope in self._staged for event in encode_envelope(envelope)]
+        await add_to_outbox(self._conn, tables.outbox, events)
+        await self._conn.commit()
+        self._staged.clear()
+        if events:
+            self._on_commit()
+
+
+class SqlUnitOfWorkFactory:
+    def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None]) -> None:
+        self._engine, self._on_commit = engine, on_commit
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engine, self._on_commit)

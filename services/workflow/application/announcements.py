@@ -1,0 +1,63 @@
+"""What the workflow service tells the rest of supportflow, as plain values. The unit of work
+encodes them as `supportflow.events.v1` envelopes into the outbox (adapters/event_codec.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.workflow.application.engine import ThrownEvent
+from services.workflow.domain.sla import SlaClock
+from services.workflow.domain.tasks import WorkTask
+
+
+@dataclass(frozen=True, slots=True)
+class Thrown:
+    """A message the diagram threw (ticket.classified, ticket.resolved, …)."""
+
+    event: ThrownEvent
+    matched_rules: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCreated:
+    task: WorkTask
+
+
+@dataclass(frozen=True, slots=True)
+class TaskClaimed:
+    task: WorkTask
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCompleted:
+    task: WorkTask
+
+
+@dataclass(frozen=True, slots=True)
+class SlaWarning:
+    clock: SlaClock
+    remaining_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlaBreached:
+    clock: SlaClock
+    at: datetime
+
+
+Announcement = Thrown | TaskCreated | TaskClaimed | TaskCompleted | SlaWarning | SlaBreached
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Who, where and when, for a batch of announcements."""
+
+    organization: str
+    ticket_number: str
+    actor_subject: str
+    actor_role: str
+    at: datetime
+    announcements: tuple[Announcement, ...] = field(default_factory=tuple)

@@ -1,0 +1,128 @@
+"""The workflow service's composition root: `bootstrap(settings, **overrides)` builds everything;
+nothing happens at import. Tests call it with their own clock."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from supportflow.workflow.v1 import workflow_pb2_grpc
+
+from services.kit import db
+from services.kit.auth import TokenVerifier
+from services.kit.consumer import DurableConsumer
+from services.kit.messaging import NatsConnection
+from services.kit.migrate import upgrade
+from services.kit.outbox import OutboxRelay
+from services.kit.rpc.server import ServiceHost
+from services.workflow.adapters import tables
+from services.workflow.adapters.engine import clock as engine_clock
+from services.workflow.adapters.engine.bundle import read_bundle_dir
+from services.workflow.adapters.runtimes import CachedRuntimes, SpiffBundleCompiler
+from services.workflow.adapters.unit_of_work import SqlUnitOfWorkFactory
+from services.workflow.application.handlers import WorkflowDeps
+from services.workflow.application.ports import Clock, IdGenerator
+from services.workflow.entrypoints import intake_events
+from services.workflow.entrypoints.grpc_api import WorkflowServicer
+from services.workflow.entrypoints.scheduler import Scheduler
+from services.workflow.settings import WorkflowSettings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
+SERVICE_NAME = "supportflow.workflow.v1.WorkflowService"
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class UuidIds:
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
+
+
+@dataclass
+class Workflow:
+    settings: WorkflowSettings
+    engine: AsyncEngine
+    nats: NatsConnection
+    relay: OutboxRelay
+    consumer: DurableConsumer
+    scheduler: Scheduler
+    host: ServiceHost
+    deps: WorkflowDeps
+
+    async def start(self) -> int:
+        if self.settings.migrate_on_start:
+            await upgrade(self.engine, MIGRATIONS, "workflow")
+        self.nats.start()
+        self.host.add_background("outbox-relay", self.relay.run(), stop=self.relay.stop)
+        self.host.add_background("intake-events", self.consumer.run(), stop=self.consumer.stop)
+        self.host.add_background("scheduler", self.scheduler.run(), stop=self.scheduler.stop)
+        self.host.on_close(self.engine.dispose)
+        self.host.on_close(self.nats.close)
+        return await self.host.start(self.settings.grpc_host, self.settings.grpc_port)
+
+
+def bootstrap(settings: WorkflowSettings, *, clock: Clock | None = None, ids: IdGenerator | None = None) -> Workflow:
+    clock = clock or SystemClock()
+    engine_clock.use_clock(clock.now)  # the engine's timers see the service's time
+    engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    nats = NatsConnection(
+        settings.nats_url,
+        name="workflow",
+        stream=settings.stream_name,
+        duplicate_window_seconds=settings.stream_duplicate_window_seconds,
+    )
+    relay = OutboxRelay(
+        engine, tables.outbox, nats, batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds
+    )
+    scheduler_ref: list[Scheduler] = []
+
+    def committed() -> None:
+        relay.wake()
+        for s in scheduler_ref:
+            s.wake()
+
+    bundle_dir = settings.default_bundle_dir
+    deps = WorkflowDeps(
+        uow=SqlUnitOfWorkFactory(engine, committed),
+        runtimes=CachedRuntimes(step_time_limit=settings.step_time_limit_seconds),
+        compiler=SpiffBundleCompiler(),
+        default_bundle=lambda: read_bundle_dir(bundle_dir),
+        clock=clock,
+        ids=ids or UuidIds(),
+    )
+    scheduler = Scheduler(deps, poll_seconds=settings.scheduler_poll_seconds, batch=settings.scheduler_batch)
+    scheduler_ref.append(scheduler)
+    consumer = DurableConsumer(
+        nats,
+        engine,
+        durable="workflow-intake-events",
+        filter_subjects=intake_events.SUBJECTS,
+        own_transaction_handler=intake_events.handler(deps),
+        processed=tables.processed_events,
+        dead_letters=tables.dead_letters,
+    )
+    verifier = TokenVerifier(
+        secret=settings.jwt_secret.get_secret_value(),
+        public_key_file=settings.jwt_public_key_file,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+    )
+    host = ServiceHost(
+        name="workflow",
+        service_names=[SERVICE_NAME],
+        verifier=verifier,
+        max_message_bytes=settings.grpc_max_message_bytes,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        probe=lambda: db.ping(engine),
+    )
+    workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(deps), host.server)
+    return Workflow(settings, engine, nats, relay, consumer, scheduler, host, deps)
