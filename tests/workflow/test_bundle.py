@@ -344,6 +344,20 @@ def test_business_rule_task_naming_a_missing_decision_is_rejected() -> None:
     assert problems == (problem,)  # SpiffWorkflow's own complaint about it is not repeated
 
 
+def test_business_rule_task_without_decision_ref_is_reported_once() -> None:
+    # SpiffWorkflow's parser trips over it with a KeyError; only the precise problem is reported.
+    problems = rejected(changed("support.bpmn", ' camunda:decisionRef="priority"', ""))
+    assert [(p.file, p.element_id) for p in problems] == [("support.bpmn", "classify")]
+    assert "no camunda:decisionRef: set Implementation to DMN" in problems[0].message
+
+
+def test_a_dmn_file_with_a_schema_error_is_not_also_reported_missing() -> None:
+    files = changed("dmn/priority.dmn", '<decision id="priority" name="Priority">', '<decision id="priority" bad="1">')
+    problems = rejected(files)
+    assert [(p.file, p.element_id) for p in problems] == [("dmn/priority.dmn", "priority")]
+    assert problems[0].message.startswith("line 4: Element 'dmn:decision', attribute 'bad'")
+
+
 def test_call_activity_naming_a_missing_process_is_rejected() -> None:
     problems = rejected(changed("support.bpmn", 'calledElement="dual_review"', 'calledElement="dual_reveiw"'))
     problem_at(problems, "support.bpmn", "review", "'dual_reveiw' is not in the bundle", "dual_review, ticket")

@@ -62,6 +62,8 @@ class BundleIndex:
     decisions: Mapping[str, str]  # decision id → file
     calendars: frozenset[str]
     clocks: frozenset[str]  # clocks some sla.start starts
+    thrown: frozenset[str] = frozenset()  # message names some throw event throws
+    caught: frozenset[str] = frozenset()  # message names some catch event waits for
     unreadable: tuple[str, ...] = ()  # .bpmn/.dmn files that are not well-formed: their ids are unknown
 
     def missing(self, what: str, known: Iterable[str]) -> str:
@@ -78,6 +80,19 @@ def started_clocks(root: Any) -> set[str]:
         if prop.get("name") == conv.SLA_START:
             clocks.update(start.clock for start in conv.parse_sla_start(prop.get("value") or "")[0])
     return clocks
+
+
+def message_names(root: Any) -> tuple[set[str], set[str]]:
+    """The names of the messages thrown and caught in one file (within an instance, a thrown
+    message reaches catch events of the same name: main process, called processes, subprocesses)."""
+    names = {m.get("id"): m.get("name") for m in root.iter(f"{_B}message")}
+    thrown: set[str] = set()
+    caught: set[str] = set()
+    for definition in root.iter(f"{_B}messageEventDefinition"):
+        name = names.get(definition.get("messageRef"))
+        if name:
+            (thrown if _local(definition.getparent()) in _THROW_EVENTS else caught).add(name)
+    return thrown, caught
 
 
 def check_bpmn(path: str, root: Any, index: BundleIndex, findings: Findings) -> None:
@@ -343,11 +358,11 @@ class _BpmnFile:
         if not name:
             self.problem(event, f"message {ref!r} has no name: name it like the event or message it stands for")
         elif _local(event) in _THROW_EVENTS:
-            if name not in conv.EVENT_TYPES:
+            if name not in conv.EVENT_TYPES and name not in self.index.caught:
                 self.warning(
                     event,
-                    f"throwing message {name!r} emits nothing: it is not an event type "
-                    f"({', '.join(sorted(conv.EVENT_TYPES))})",
+                    f"throwing message {name!r} emits nothing: no event in the bundle catches it and it is not an "
+                    f"event type ({', '.join(sorted(conv.EVENT_TYPES))})",
                 )
         elif name.startswith(conv.BREACHED_PREFIX):
             clock = name.removeprefix(conv.BREACHED_PREFIX)
@@ -355,10 +370,10 @@ class _BpmnFile:
                 self.warning(
                     event, f"no {conv.SLA_START} in the bundle starts clock {clock!r}, so {name!r} never comes"
                 )
-        elif name not in conv.INBOUND_MESSAGES:
+        elif name not in conv.INBOUND_MESSAGES and name not in self.index.thrown:
             self.warning(
                 event,
-                f"nothing sends message {name!r}: the service sends "
+                f"nothing sends message {name!r}: no event in the bundle throws it, and the service sends "
                 f"{', '.join(sorted(conv.INBOUND_MESSAGES))} and sla.breached.<clock>",
             )
 

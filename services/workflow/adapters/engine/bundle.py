@@ -29,7 +29,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs import BpmnProcessSpec
 
-from services.workflow.adapters.engine.bpmn_checks import BundleIndex, check_bpmn, started_clocks
+from services.workflow.adapters.engine.bpmn_checks import BundleIndex, check_bpmn, message_names, started_clocks
 from services.workflow.adapters.engine.dmn_checks import check_dmn
 from services.workflow.adapters.engine.files import check_files, file_kind, read_bundle_dir
 from services.workflow.adapters.engine.manifest import Manifest, parse_manifest
@@ -77,13 +77,12 @@ def compile_bundle(files: Mapping[str, bytes]) -> CompiledBundle:
     # References are checked against every calendar file, so a broken one is reported once, not as missing too.
     calendar_names = frozenset(PurePosixPath(p).stem for p in contents if file_kind(p) == "calendar")
     index = _index(loaded, calendar_names, unreadable, findings)
-    roots = {path: root for path, (root, valid) in loaded.items() if valid}
-    for path, root in roots.items():
-        if file_kind(path) == "bpmn":
+    for path, (root, valid) in loaded.items():
+        if valid and file_kind(path) == "bpmn":
             check_bpmn(path, root, index, findings)
     if manifest is not None:
         _check_manifest(manifest, index, findings)
-    specs = _parse(roots, index, manifest, findings)
+    specs = _parse(loaded, index, manifest, findings)
     if findings.problems or manifest is None or specs is None:
         raise BundleRejected(findings.problems)
     process_spec, subprocess_specs = specs
@@ -167,6 +166,8 @@ def _index(
     processes: dict[str, tuple[str, bool]] = {}
     decisions: dict[str, str] = {}
     clocks: set[str] = set()
+    thrown: set[str] = set()
+    caught: set[str] = set()
     for path, (root, valid) in roots.items():
         if file_kind(path) == "dmn":
             ns = etree.QName(root).namespace
@@ -183,13 +184,18 @@ def _index(
                 decisions.setdefault(decision_id, path)
             continue
         clocks |= started_clocks(root)
+        throws, catches = message_names(root)
+        thrown |= throws
+        caught |= catches
         for process in root.iter(f"{{{BPMN_NS}}}process"):
             pid = process.get("id") or ""
             if pid in processes:
                 findings.problem(path, pid, f"process id {pid!r} is also used in {processes[pid][0]}")
                 continue
             processes[pid] = (path, process.get("isExecutable", "true") == "true")
-    return BundleIndex(processes, decisions, calendars, frozenset(clocks), unreadable)
+    return BundleIndex(
+        processes, decisions, calendars, frozenset(clocks), frozenset(thrown), frozenset(caught), unreadable
+    )
 
 
 def _check_manifest(manifest: Manifest, index: BundleIndex, findings: Findings) -> None:
@@ -214,15 +220,22 @@ def _check_manifest(manifest: Manifest, index: BundleIndex, findings: Findings) 
 
 
 def _parse(
-    roots: Mapping[str, Any], index: BundleIndex, manifest: Manifest | None, findings: Findings
+    loaded: Mapping[str, tuple[Any, bool]], index: BundleIndex, manifest: Manifest | None, findings: Findings
 ) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]] | None:
-    """SpiffWorkflow's parse of everything; the main process's specs if nothing went wrong."""
+    """SpiffWorkflow's parse of everything; the main process's specs if nothing went wrong.
+
+    Schema-valid files only, except that every well-formed DMN file is added (and parsed only when
+    a business rule task asks for it), so that a table with a schema error is not also reported
+    as missing by each task that uses it."""
     parser = SupportParser()
-    for path, root in roots.items():
-        add = parser.add_dmn_xml if file_kind(path) == "dmn" else parser.add_bpmn_xml
-        _spiff(findings, path, add, root, filename=path)
+    for path, (root, valid) in loaded.items():
+        if file_kind(path) == "dmn":
+            _spiff(findings, path, parser.add_dmn_xml, root, filename=path)
+        elif valid:
+            _spiff(findings, path, parser.add_bpmn_xml, root, filename=path)
     for dmn_parser in list(parser.dmn_parsers.values()):
-        _spiff(findings, dmn_parser.filename, dmn_parser.parse)
+        if loaded[dmn_parser.filename][1]:
+            _spiff(findings, dmn_parser.filename, dmn_parser.parse)
     for pid, (path, executable) in sorted(index.processes.items()):
         if executable and pid in parser.process_parsers:
             _spiff(findings, path, parser.get_spec, pid)
