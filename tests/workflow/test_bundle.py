@@ -352,7 +352,9 @@ def test_business_rule_task_without_decision_ref_is_reported_once() -> None:
 
 
 def test_a_dmn_file_with_a_schema_error_is_not_also_reported_missing() -> None:
-    files = changed("dmn/priority.dmn", '<decision id="priority" name="Priority">', '<decision id="priority" bad="1">')
+    files = changed(
+        "dmn/priority.dmn", '<decision id="priority" name="Priority">', '<decision id="priority" name="P" bad="1">'
+    )
     problems = rejected(files)
     assert [(p.file, p.element_id) for p in problems] == [("dmn/priority.dmn", "priority")]
     assert problems[0].message.startswith("line 4: Element 'dmn:decision', attribute 'bad'")
@@ -622,3 +624,40 @@ def test_read_bundle_dir_reads_the_deployable_files_only(tmp_path: Path) -> None
     assert len(files["big.bpmn"]) == MAX_FILE_SIZE + 1  # enough to be rejected, without reading it all
     del files["big.bpmn"]
     assert compile_bundle(files).checksum == compile_bundle(valid_files()).checksum
+
+
+def test_parser_reads_each_elements_own_properties() -> None:
+    from lxml import etree
+
+    from services.workflow.adapters.engine.parser import SupportParser
+
+    nested = """  <bpmn:process id="nested" isExecutable="true">
+    <bpmn:startEvent id="n_start"/>
+    <bpmn:sequenceFlow id="n1" sourceRef="n_start" targetRef="inner"/>
+    <bpmn:subProcess id="inner">
+      <bpmn:startEvent id="i_start"/>
+      <bpmn:sequenceFlow id="i1" sourceRef="i_start" targetRef="approve"/>
+      <bpmn:userTask id="approve" camunda:candidateGroups="team_lead" camunda:assignee="=requester_id">
+        <bpmn:extensionElements>
+          <camunda:properties><camunda:property name="sla.stop" value="assign"/></camunda:properties>
+        </bpmn:extensionElements>
+        <bpmn:multiInstanceLoopCharacteristics camunda:collection="approvers" camunda:elementVariable="approver"/>
+      </bpmn:userTask>
+      <bpmn:sequenceFlow id="i2" sourceRef="approve" targetRef="i_end"/>
+      <bpmn:endEvent id="i_end"/>
+    </bpmn:subProcess>
+    <bpmn:sequenceFlow id="n2" sourceRef="inner" targetRef="n_end"/>
+    <bpmn:endEvent id="n_end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+    parser = SupportParser()
+    parser.add_bpmn_xml(etree.fromstring((DEFINITIONS + nested).encode()), filename="nested.bpmn")
+    parser.get_spec("nested")
+    inner = parser.get_spec("inner")
+
+    # CamundaParser reads `.//` properties: the subprocess would carry its user task's sla.stop.
+    assert parser.get_spec("nested").task_specs["inner"].extensions == {}
+    expected = {"sla.stop": "assign", "candidateGroups": "team_lead", "assignee": "=requester_id"}
+    assert inner.task_specs["approve"].extensions == expected  # the multi-instance wrapper
+    assert inner.task_specs["approve [child]"].extensions == expected  # the user task people complete

@@ -9,14 +9,14 @@ leave a task). Every element is looked at, reachable or not.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Final
 
 from lxml import etree  # type: ignore[import-untyped]
 
 from services.workflow.adapters.engine import conventions as conv
 from services.workflow.adapters.engine.expressions import code_problems, timer_problems
+from services.workflow.adapters.engine.index import THROW_EVENTS, BundleIndex, local_name
 from services.workflow.adapters.engine.problems import Findings
 from services.workflow.adapters.engine.xml_safety import BPMN_NS, CAMUNDA_NS
 
@@ -24,7 +24,6 @@ _B: Final = f"{{{BPMN_NS}}}"
 _C: Final = f"{{{CAMUNDA_NS}}}"
 TIMER_KINDS: Final = ("timeDate", "timeDuration", "timeCycle")
 _CONDITIONAL_SOURCES: Final = ("exclusiveGateway", "inclusiveGateway")
-_THROW_EVENTS: Final = ("intermediateThrowEvent", "endEvent")
 _ELEMENT_PARTS: Final = frozenset(
     {"conditionExpression", "multiInstanceLoopCharacteristics", "standardLoopCharacteristics", "script"}
     | {"loopCardinality", "completionCondition", "loopCondition", *TIMER_KINDS}
@@ -54,47 +53,6 @@ CAMUNDA_IGNORED: Final = {
 }
 
 
-@dataclass(frozen=True)
-class BundleIndex:
-    """What one file's checks need to know about the rest of the bundle."""
-
-    processes: Mapping[str, tuple[str, bool]]  # process id → (file, executable)
-    decisions: Mapping[str, str]  # decision id → file
-    calendars: frozenset[str]
-    clocks: frozenset[str]  # clocks some sla.start starts
-    thrown: frozenset[str] = frozenset()  # message names some throw event throws
-    caught: frozenset[str] = frozenset()  # message names some catch event waits for
-    unreadable: tuple[str, ...] = ()  # .bpmn/.dmn files that are not well-formed: their ids are unknown
-
-    def missing(self, what: str, known: Iterable[str]) -> str:
-        """The tail of a "not found" message: what there is, and where else it might have been."""
-        text = f"({what}: {', '.join(sorted(known)) or 'none'})"
-        if self.unreadable:
-            text += f"; it may be in {', '.join(self.unreadable)}, which could not be read"
-        return text
-
-
-def started_clocks(root: Any) -> set[str]:
-    clocks: set[str] = set()
-    for prop in root.iter(f"{_C}property"):
-        if prop.get("name") == conv.SLA_START:
-            clocks.update(start.clock for start in conv.parse_sla_start(prop.get("value") or "")[0])
-    return clocks
-
-
-def message_names(root: Any) -> tuple[set[str], set[str]]:
-    """The names of the messages thrown and caught in one file (within an instance, a thrown
-    message reaches catch events of the same name: main process, called processes, subprocesses)."""
-    names = {m.get("id"): m.get("name") for m in root.iter(f"{_B}message")}
-    thrown: set[str] = set()
-    caught: set[str] = set()
-    for definition in root.iter(f"{_B}messageEventDefinition"):
-        name = names.get(definition.get("messageRef"))
-        if name:
-            (thrown if _local(definition.getparent()) in _THROW_EVENTS else caught).add(name)
-    return thrown, caught
-
-
 def check_bpmn(path: str, root: Any, index: BundleIndex, findings: Findings) -> None:
     _BpmnFile(path, root, index, findings).check()
 
@@ -102,12 +60,8 @@ def check_bpmn(path: str, root: Any, index: BundleIndex, findings: Findings) -> 
 def _is_diagram_element(element: Any) -> bool:
     if etree.QName(element).namespace != BPMN_NS or not element.get("id"):
         return False
-    name = _local(element)
+    name = local_name(element)
     return not (name.endswith("EventDefinition") or name in _ELEMENT_PARTS)
-
-
-def _local(element: Any) -> str:
-    return str(etree.QName(element).localname) if isinstance(element.tag, str) else ""
 
 
 class _BpmnFile:
@@ -145,7 +99,7 @@ class _BpmnFile:
         for element in self.root.iter():
             if not isinstance(element.tag, str):
                 continue  # comments, processing instructions
-            namespace, name = etree.QName(element).namespace, _local(element)
+            namespace, name = etree.QName(element).namespace, local_name(element)
             if namespace == BPMN_NS:
                 if name in UNSUPPORTED:
                     self.problem(element, UNSUPPORTED[name])
@@ -185,7 +139,7 @@ class _BpmnFile:
         if condition is None:
             return
         source = self.ids.get(flow.get("sourceRef"))
-        kind = _local(source) if source is not None else "?"
+        kind = local_name(source) if source is not None else "?"
         if kind not in _CONDITIONAL_SOURCES:
             self.problem(
                 flow,
@@ -332,7 +286,7 @@ class _BpmnFile:
     # -- events -------------------------------------------------------------------------------
 
     def _timer(self, timer: Any) -> None:
-        values = [(_local(child), child.text) for child in timer if _local(child) in TIMER_KINDS]
+        values = [(local_name(child), child.text) for child in timer if local_name(child) in TIMER_KINDS]
         if len(values) != 1:
             self.problem(timer, 'a timer needs exactly one of Date, Duration or Cycle, e.g. Duration "PT30M"')
             return
@@ -357,7 +311,7 @@ class _BpmnFile:
         name = self.messages[ref]
         if not name:
             self.problem(event, f"message {ref!r} has no name: name it like the event or message it stands for")
-        elif _local(event) in _THROW_EVENTS:
+        elif local_name(event) in THROW_EVENTS:
             if name not in conv.EVENT_TYPES and name not in self.index.caught:
                 self.warning(
                     event,
@@ -379,7 +333,7 @@ class _BpmnFile:
 
     def _correlation(self, retrieval: Any) -> None:
         for child in retrieval:
-            if _local(child) in ("formalExpression", "messagePath"):
+            if local_name(child) in ("formalExpression", "messagePath"):
                 self.code(retrieval, child.text, "expression", "correlation expression")
 
     # -- Camunda extensions -------------------------------------------------------------------
@@ -404,7 +358,7 @@ class _BpmnFile:
             self._four_eyes(element, value)
 
     def _four_eyes(self, element: Any, value: str) -> None:
-        if _local(element) != "userTask":
+        if local_name(element) != "userTask":
             self.problem(element, f"{conv.FOUR_EYES} belongs on a user task")
             return
         process = next(element.iterancestors(f"{_B}process"), None)

@@ -29,9 +29,9 @@ from lxml import etree  # type: ignore[import-untyped]
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs import BpmnProcessSpec
 
-from services.workflow.adapters.engine.bpmn_checks import BundleIndex, check_bpmn, message_names, started_clocks
-from services.workflow.adapters.engine.dmn_checks import check_dmn
+from services.workflow.adapters.engine.bpmn_checks import check_bpmn
 from services.workflow.adapters.engine.files import check_files, file_kind, read_bundle_dir
+from services.workflow.adapters.engine.index import BundleIndex, build_index
 from services.workflow.adapters.engine.manifest import Manifest, parse_manifest
 from services.workflow.adapters.engine.parser import SupportParser
 from services.workflow.adapters.engine.problems import BundleProblem, BundleRejected, Findings
@@ -76,7 +76,7 @@ def compile_bundle(files: Mapping[str, bytes]) -> CompiledBundle:
     unreadable = tuple(sorted(p for p in contents if file_kind(p) in ("bpmn", "dmn") and p not in loaded))
     # References are checked against every calendar file, so a broken one is reported once, not as missing too.
     calendar_names = frozenset(PurePosixPath(p).stem for p in contents if file_kind(p) == "calendar")
-    index = _index(loaded, calendar_names, unreadable, findings)
+    index = build_index(loaded, calendar_names, unreadable, findings)
     for path, (root, valid) in loaded.items():
         if valid and file_kind(path) == "bpmn":
             check_bpmn(path, root, index, findings)
@@ -156,46 +156,6 @@ def _load_xml(files: Mapping[str, bytes], findings: Findings) -> dict[str, tuple
             continue
         roots[path] = (root, validate_schema(path, root, findings))
     return roots
-
-
-def _index(
-    roots: Mapping[str, tuple[Any, bool]], calendars: frozenset[str], unreadable: tuple[str, ...], findings: Findings
-) -> BundleIndex:
-    """Ids across the bundle; from every well-formed file, so that a reference into a file with
-    schema errors is not also reported as missing. DMN files are checked here too."""
-    processes: dict[str, tuple[str, bool]] = {}
-    decisions: dict[str, str] = {}
-    clocks: set[str] = set()
-    thrown: set[str] = set()
-    caught: set[str] = set()
-    for path, (root, valid) in roots.items():
-        if file_kind(path) == "dmn":
-            ns = etree.QName(root).namespace
-            ids = (
-                check_dmn(path, root, calendars, findings)
-                if valid
-                else [str(d.get("id")) for d in root.findall(f"{{{ns}}}decision")[:1]]
-            )
-            for decision_id in ids:
-                if decision_id in decisions:
-                    findings.problem(
-                        path, decision_id, f"decision id {decision_id!r} is also used in {decisions[decision_id]}"
-                    )
-                decisions.setdefault(decision_id, path)
-            continue
-        clocks |= started_clocks(root)
-        throws, catches = message_names(root)
-        thrown |= throws
-        caught |= catches
-        for process in root.iter(f"{{{BPMN_NS}}}process"):
-            pid = process.get("id") or ""
-            if pid in processes:
-                findings.problem(path, pid, f"process id {pid!r} is also used in {processes[pid][0]}")
-                continue
-            processes[pid] = (path, process.get("isExecutable", "true") == "true")
-    return BundleIndex(
-        processes, decisions, calendars, frozenset(clocks), frozenset(thrown), frozenset(caught), unreadable
-    )
 
 
 def _check_manifest(manifest: Manifest, index: BundleIndex, findings: Findings) -> None:

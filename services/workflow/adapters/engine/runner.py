@@ -27,6 +27,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from services.workflow.adapters.engine import state
+from services.workflow.adapters.engine.explain import explain_business_rules
 from services.workflow.adapters.sandbox import SandboxedScriptEngine
 from services.workflow.application.engine import (
     ActiveStep,
@@ -74,6 +75,7 @@ class SpiffProcessEngine:
         step_time_limit: float,
     ) -> None:
         self._spec, self._subprocess_specs = spec, dict(subprocess_specs)
+        explain_business_rules([spec, *self._subprocess_specs.values()])
         self._script_engine = _EngineForDiagrams(step_time_limit, diagram_functions)
 
     # -- lifecycle ---------------------------------------------------------------------------
