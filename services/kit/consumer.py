@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncConnection, events_pb2.Event], Awaitable[None]]
 OwnTransactionHandler = Callable[[events_pb2.Event], Awaitable[None]]
+BatchHandler = Callable[[Sequence[events_pb2.Event]], Awaitable[None]]
 
 
 def processed_events_table(metadata: MetaData, service: str) -> Table:
@@ -68,6 +69,7 @@ class DurableConsumer:
         filter_subjects: Sequence[str],
         handler: Handler | None = None,
         own_transaction_handler: OwnTransactionHandler | None = None,
+        batch_handler: BatchHandler | None = None,
         processed: Table,
         dead_letters: Table,
         max_deliver: int = 8,
@@ -78,11 +80,12 @@ class DurableConsumer:
         self._nats, self._engine = nats, engine
         self.durable = durable
         self._subjects = list(filter_subjects)
-        if (handler is None) == (own_transaction_handler is None):
-            raise ValueError(
-                "give exactly one of handler (runs in the consumer's transaction) or own_transaction_handler"
-            )
-        self._handler, self._own = handler, own_transaction_handler
+        given = [h for h in (handler, own_transaction_handler, batch_handler) if h is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of handler, own_transaction_handler or batch_handler")
+        self._handler, self._own, self._batch_handler = handler, own_transaction_handler, batch_handler
+        if batch_handler is not None:
+            self._own = lambda event: batch_handler([event])  # the one-by-one fallback
         self._processed, self._dead = processed, dead_letters
         self._max_deliver, self._batch, self._ack_wait = max_deliver, batch, ack_wait_seconds
         self._after_commit = after_commit
@@ -125,6 +128,8 @@ class DurableConsumer:
                     msgs = await sub.fetch(self._batch, timeout=1.0)
                 except (FetchTimeoutError, TimeoutError):
                     continue
+                if self._batch_handler is not None and len(msgs) > 1 and not self._stopping.is_set():
+                    msgs = await self._process_batch(msgs)  # what is left to take one by one
                 for msg in msgs:
                     if self._stopping.is_set():
                         await msg.nak()  # handed back at once to whoever consumes next
@@ -181,6 +186,47 @@ class DurableConsumer:
             self._processed,
             {"consumer": self.durable, "event_id": event.event_id, "processed_at": datetime.now(UTC)},
         )
+
+    async def _process_batch(self, msgs: list[Msg]) -> list[Msg]:
+        """Hand the whole fetch to the batch handler at once; on any failure, return the messages
+        to be processed one by one (with the usual retries and dead letters)."""
+        decoded: list[tuple[Msg, events_pb2.Event]] = []
+        for msg in msgs:
+            try:
+                event = events_pb2.Event.FromString(msg.data)
+            except DecodeError:
+                return msgs  # let the single path dead-letter it
+            if not event.event_id:
+                return msgs
+            decoded.append((msg, event))
+        async with self._engine.connect() as conn:
+            seen = set(
+                (
+                    await conn.execute(
+                        select(self._processed.c.event_id).where(
+                            self._processed.c.consumer == self.durable,
+                            self._processed.c.event_id.in_([e.event_id for _, e in decoded]),
+                        )
+                    )
+                ).scalars()
+            )
+        todo = [(m, e) for m, e in decoded if e.event_id not in seen]
+        try:
+            if todo:
+                assert self._batch_handler is not None
+                await self._batch_handler([e for _, e in todo])
+                async with self._engine.begin() as conn:
+                    for _, event in todo:
+                        await self._mark_processed(conn, event)
+        except Exception as exc:
+            log.info("consumer %s: batch of %d failed (%r); one by one", self.durable, len(todo), exc)
+            return [m for m, _ in todo]
+        for msg, _ in decoded:
+            await msg.ack()
+        self.handled += len(todo)
+        if self._after_commit is not None and todo:
+            self._after_commit()
+        return []
 
     async def _handle_in_own_transaction(self, event: events_pb2.Event) -> None:
         """For handlers that open their own unit of work (and are idempotent by their own keys):

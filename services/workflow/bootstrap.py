@@ -85,10 +85,12 @@ def bootstrap(settings: WorkflowSettings, *, clock: Clock | None = None, ids: Id
     )
     scheduler_ref: list[Scheduler] = []
 
-    def committed() -> None:
-        relay.wake()
-        for s in scheduler_ref:
-            s.wake()
+    def committed(events: bool, wake_times: list[datetime]) -> None:
+        if events:
+            relay.wake()
+        if wake_times:
+            for s in scheduler_ref:
+                s.due_at(min(wake_times))
 
     bundle_dir = settings.default_bundle_dir
     deps = WorkflowDeps(
@@ -106,7 +108,7 @@ def bootstrap(settings: WorkflowSettings, *, clock: Clock | None = None, ids: Id
         engine,
         durable="workflow-intake-events",
         filter_subjects=intake_events.SUBJECTS,
-        own_transaction_handler=intake_events.handler(deps),
+        batch_handler=intake_events.handler(deps),
         processed=tables.processed_events,
         dead_letters=tables.dead_letters,
     )

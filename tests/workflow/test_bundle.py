@@ -68,7 +68,12 @@ SUPPORT = (
       <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">priority in ("P0", "P1")</bpmn:conditionExpression>
     </bpmn:sequenceFlow>
     <bpmn:sequenceFlow id="f_skip" sourceRef="gateway" targetRef="done"/>
-    <bpmn:callActivity id="review" calledElement="dual_review"/>
+    <bpmn:callActivity id="review" calledElement="dual_review">
+      <bpmn:extensionElements>
+        <camunda:in variables="all"/>
+        <camunda:out variables="all"/>
+      </bpmn:extensionElements>
+    </bpmn:callActivity>
     <bpmn:sequenceFlow id="f5" sourceRef="review" targetRef="done"/>
     <bpmn:endEvent id="done">
       <bpmn:extensionElements>
@@ -476,6 +481,21 @@ def test_interrupting_event_subprocess_deploys_with_a_warning() -> None:
     bundle = compile_bundle(files)
     [warning] = bundle.warnings
     assert warning.startswith("review.bpmn: cancel_start: isInterrupting is ignored")
+
+
+def test_what_deploys_but_may_not_do_what_was_meant_is_warned_about() -> None:
+    files = changed(
+        "review.bpmn",
+        '<bpmn:userTask id="perform" camunda:candidateGroups="tier2"/>',
+        '<bpmn:userTask id="perform" camunda:assignee="assignee"/>',
+    )
+    files = changed("support.bpmn", '<camunda:in variables="all"/>', '<camunda:in source="ticket" target="t"/>', files)
+    assert compile_bundle(files).warnings == (
+        "review.bpmn: perform: assignee 'assignee' is taken as a user id, not evaluated: if it names a variable, "
+        "write =assignee",
+        "support.bpmn: review: camunda:in/out mappings are ignored: the called process gets all variables and all "
+        "of its variables are copied back",
+    )
 
 
 # -- malformed and hostile files -----------------------------------------------------------------

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, or_, select
+from sqlalchemy import Row, Table, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.kit.db import is_postgres
@@ -30,13 +30,38 @@ def _utc(value: datetime) -> datetime:
     return out
 
 
-class SqlDeployments:
+class Db:
+    """The transaction's connection, with inserts held back and sent together (one statement per
+    table, many rows) just before the next statement that could depend on them, or at COMMIT."""
+
     def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+        self.conn = conn
+        self._pending: dict[Table, list[dict[str, Any]]] = {}
+
+    def insert_later(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        self._pending.setdefault(table, []).extend(rows)
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for table, rows in pending.items():
+            await self.conn.execute(table.insert(), rows)
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        await self.flush()
+        return await self.conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Any) -> Any:
+        await self.flush()
+        return await self.conn.scalar(statement)
+
+
+class SqlDeployments:
+    def __init__(self, db: Db) -> None:
+        self._db = db
 
     async def latest(self, org: str) -> Deployment | None:
         row = (
-            await self._conn.execute(
+            await self._db.execute(
                 select(t.deployments)
                 .where(t.deployments.c.organization == org)
                 .order_by(t.deployments.c.version.desc())
@@ -47,12 +72,12 @@ class SqlDeployments:
 
     async def get(self, deployment_id: str) -> Deployment | None:
         row = (
-            await self._conn.execute(select(t.deployments).where(t.deployments.c.deployment_id == deployment_id))
+            await self._db.execute(select(t.deployments).where(t.deployments.c.deployment_id == deployment_id))
         ).first()
         return _deployment(row) if row else None
 
     async def files(self, deployment_id: str) -> dict[str, bytes]:
-        rows = await self._conn.execute(
+        rows = await self._db.execute(
             select(t.deployment_files.c.path, t.deployment_files.c.content).where(
                 t.deployment_files.c.deployment_id == deployment_id
             )
@@ -60,7 +85,7 @@ class SqlDeployments:
         return {path: bytes(content) for path, content in rows}
 
     async def add(self, deployment: Deployment, files: Mapping[str, bytes]) -> None:
-        await self._conn.execute(
+        await self._db.execute(
             t.deployments.insert().values(
                 deployment_id=deployment.deployment_id,
                 organization=deployment.organization,
@@ -74,7 +99,7 @@ class SqlDeployments:
                 deployed_at=deployment.deployed_at,
             )
         )
-        await self._conn.execute(
+        await self._db.execute(
             t.deployment_files.insert(),
             [{"deployment_id": deployment.deployment_id, "path": p, "content": c} for p, c in sorted(files.items())],
         )
@@ -83,7 +108,7 @@ class SqlDeployments:
         query = select(t.deployments).where(t.deployments.c.organization == org)
         if after_version is not None:
             query = query.where(t.deployments.c.version < after_version)
-        rows = await self._conn.execute(query.order_by(t.deployments.c.version.desc()).limit(limit))
+        rows = await self._db.execute(query.order_by(t.deployments.c.version.desc()).limit(limit))
         return [_deployment(r) for r in rows]
 
 
@@ -104,34 +129,60 @@ def _deployment(row: Row[Any]) -> Deployment:
 
 
 class SqlInstances:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, db: Db) -> None:
+        self._db = db
+        #: Wake-up times written in this transaction (the scheduler hears of them after COMMIT).
+        self.wake_times: list[datetime] = []
+
+    async def existing(self, ticket_numbers: Sequence[str]) -> set[str]:
+        if not ticket_numbers:
+            return set()
+        rows = await self._db.execute(
+            select(t.instances.c.ticket_number).where(t.instances.c.ticket_number.in_(list(ticket_numbers)))
+        )
+        return set(rows.scalars())
 
     async def get(self, ticket_number: str, *, for_update: bool = False, skip_locked: bool = False) -> Instance | None:
         query = select(t.instances).where(t.instances.c.ticket_number == ticket_number)
-        if for_update and is_postgres(self._conn):
+        if for_update and is_postgres(self._db.conn):
             query = query.with_for_update(skip_locked=skip_locked)
-        row = (await self._conn.execute(query)).first()
+        row = (await self._db.execute(query)).first()
         return _instance(row) if row else None
 
     async def add(self, instance: Instance) -> None:
-        await self._conn.execute(t.instances.insert().values(**_instance_row(instance)))
+        self._db.insert_later(t.instances, [_instance_row(instance)])
+        if instance.wake_at is not None:
+            self.wake_times.append(instance.wake_at)
 
     async def save(self, instance: Instance) -> None:
+        if instance.wake_at is not None:
+            self.wake_times.append(instance.wake_at)
         row = _instance_row(instance)
         row.pop("ticket_number")
-        await self._conn.execute(
+        await self._db.execute(
             t.instances.update().where(t.instances.c.ticket_number == instance.ticket_number).values(**row)
         )
 
-    async def due(self, now: datetime, limit: int) -> list[str]:
-        rows = await self._conn.execute(
-            select(t.instances.c.ticket_number)
+    async def earliest_wake_up(self) -> datetime | None:
+        return utc(
+            await self._db.scalar(
+                select(t.instances.c.wake_at)
+                .where(t.instances.c.state == "running", t.instances.c.wake_at.is_not(None))
+                .order_by(t.instances.c.wake_at)
+                .limit(1)
+            )
+        )
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Instance]:
+        query = (
+            select(t.instances)
             .where(t.instances.c.wake_at <= now, t.instances.c.state == "running")
             .order_by(t.instances.c.wake_at)
             .limit(limit)
         )
-        return list(rows.scalars())
+        if is_postgres(self._db.conn):
+            query = query.with_for_update(skip_locked=True)
+        return [_instance(r) for r in await self._db.execute(query)]
 
 
 def _instance_row(i: Instance) -> dict[str, Any]:
@@ -186,26 +237,26 @@ def _instance(row: Row[Any]) -> Instance:
 
 
 class SqlTasks:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, db: Db) -> None:
+        self._db = db
 
     async def get(self, task_id: str, *, for_update: bool = False) -> WorkTask | None:
         query = select(t.tasks).where(t.tasks.c.task_id == task_id)
-        if for_update and is_postgres(self._conn):
+        if for_update and is_postgres(self._db.conn):
             query = query.with_for_update()
-        row = (await self._conn.execute(query)).first()
+        row = (await self._db.execute(query)).first()
         return _task(row) if row else None
 
     async def add(self, task: WorkTask) -> None:
-        await self._conn.execute(t.tasks.insert().values(**_task_row(task)))
+        self._db.insert_later(t.tasks, [_task_row(task)])
 
     async def save(self, task: WorkTask) -> None:
         row = _task_row(task)
         row.pop("task_id")
-        await self._conn.execute(t.tasks.update().where(t.tasks.c.task_id == task.task_id).values(**row))
+        await self._db.execute(t.tasks.update().where(t.tasks.c.task_id == task.task_id).values(**row))
 
     async def open_of(self, ticket_number: str) -> list[WorkTask]:
-        rows = await self._conn.execute(
+        rows = await self._db.execute(
             select(t.tasks).where(
                 t.tasks.c.ticket_number == ticket_number,
                 t.tasks.c.state.in_([TaskState.OPEN.value, TaskState.CLAIMED.value]),
@@ -216,7 +267,7 @@ class SqlTasks:
     async def performers(self, ticket_number: str, element_ids: Sequence[str]) -> set[str]:
         if not element_ids:
             return set()
-        rows = await self._conn.execute(
+        rows = await self._db.execute(
             select(t.tasks.c.completed_by).where(
                 t.tasks.c.ticket_number == ticket_number,
                 t.tasks.c.element_id.in_(list(element_ids)),
@@ -239,12 +290,12 @@ class SqlTasks:
             where.append(or_(c.created_at > at, and_(c.created_at == at, c.task_id > task_id)))
         query = select(t.tasks).where(*where).order_by(c.created_at, c.task_id)
         if not q.candidate_groups:
-            rows = await self._conn.execute(query.limit(q.limit))
+            rows = await self._db.execute(query.limit(q.limit))
             return [_task(r) for r in rows]
         # Candidate groups live in a JSON list: filter here, reading on until the page is full.
         wanted, found, offset = set(q.candidate_groups), list[WorkTask](), 0
         while len(found) < q.limit:
-            page = (await self._conn.execute(query.offset(offset).limit(200))).all()
+            page = (await self._db.execute(query.offset(offset).limit(200))).all()
             if not page:
                 break
             offset += len(page)
@@ -298,13 +349,13 @@ def _task(row: Row[Any]) -> WorkTask:
 
 
 class SqlHistory:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, db: Db) -> None:
+        self._db = db
 
     async def add(self, ticket_number: str, entries: Sequence[HistoryEntry]) -> None:
         if entries:
-            await self._conn.execute(
-                t.history.insert(),
+            self._db.insert_later(
+                t.history,
                 [
                     {
                         "ticket_number": ticket_number,
@@ -320,26 +371,28 @@ class SqlHistory:
             )
 
     async def of(self, ticket_number: str) -> list[HistoryEntry]:
-        rows = await self._conn.execute(
+        rows = await self._db.execute(
             select(t.history).where(t.history.c.ticket_number == ticket_number).order_by(t.history.c.id)
         )
         return [HistoryEntry(_utc(r.at), r.actor_subject, r.actor_role, r.action, r.element_id, r.detail) for r in rows]
 
 
 class SqlClocks:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, db: Db) -> None:
+        self._db = db
 
     async def of(self, ticket_number: str) -> list[SlaClock]:
-        rows = await self._conn.execute(
+        rows = await self._db.execute(
             select(t.sla_clocks).where(t.sla_clocks.c.ticket_number == ticket_number).order_by(t.sla_clocks.c.name)
         )
         return [_clock(r) for r in rows]
 
-    async def save_all(self, ticket_number: str, clocks: Sequence[SlaClock]) -> None:
-        await self._conn.execute(delete(t.sla_clocks).where(t.sla_clocks.c.ticket_number == ticket_number))
+    async def save_all(self, ticket_number: str, clocks: Sequence[SlaClock], *, new: bool = False) -> None:
+        """Replace the ticket's clocks; `new`: the instance is being created, there is nothing to replace."""
+        if not new:
+            await self._db.execute(delete(t.sla_clocks).where(t.sla_clocks.c.ticket_number == ticket_number))
         if clocks:
-            await self._conn.execute(t.sla_clocks.insert(), [_clock_row(ticket_number, c) for c in clocks])
+            self._db.insert_later(t.sla_clocks, [_clock_row(ticket_number, c) for c in clocks])
 
 
 def _clock_row(ticket_number: str, c: SlaClock) -> dict[str, Any]:
@@ -378,11 +431,11 @@ def _clock(r: Row[Any]) -> SlaClock:
 
 
 class SqlMessages:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+    def __init__(self, db: Db) -> None:
+        self._db = db
 
     async def seen(self, org: str, message_id: str) -> str | None:
-        found: str | None = await self._conn.scalar(
+        found: str | None = await self._db.scalar(
             select(t.messages.c.ticket_number).where(
                 t.messages.c.organization == org, t.messages.c.message_id == message_id
             )
@@ -390,7 +443,7 @@ class SqlMessages:
         return found
 
     async def record(self, org: str, message_id: str, name: str, ticket_number: str, at: datetime) -> None:
-        await self._conn.execute(
+        await self._db.execute(
             t.messages.insert().values(
                 organization=org, message_id=message_id, name=name, ticket_number=ticket_number, received_at=at
             )

@@ -4,6 +4,7 @@ announcements are encoded into the outbox just before COMMIT, so state and event
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
@@ -13,6 +14,7 @@ from services.kit.outbox import add_to_outbox
 from services.workflow.adapters import tables
 from services.workflow.adapters.announcing import encode_envelope
 from services.workflow.adapters.sql_repository import (
+    Db,
     SqlClocks,
     SqlDeployments,
     SqlHistory,
@@ -21,6 +23,9 @@ from services.workflow.adapters.sql_repository import (
     SqlTasks,
 )
 from services.workflow.application.announcements import Envelope
+
+#: Told after each COMMIT whether events were staged, and which instance wake-up times were written.
+OnCommit = Callable[[bool, list[datetime]], None]
 
 
 class SqlUnitOfWork:
@@ -31,7 +36,7 @@ class SqlUnitOfWork:
     clocks: SqlClocks
     messages: SqlMessages
 
-    def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None]) -> None:
+    def __init__(self, engine: AsyncEngine, on_commit: OnCommit) -> None:
         self._engine, self._on_commit = engine, on_commit
         self._conn: AsyncConnection | None = None
         self._staged: list[Envelope] = []
@@ -39,9 +44,9 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         self._conn = await self._engine.connect()
         await self._conn.begin()
-        conn = self._conn
-        self.deployments, self.instances, self.tasks = SqlDeployments(conn), SqlInstances(conn), SqlTasks(conn)
-        self.history, self.clocks, self.messages = SqlHistory(conn), SqlClocks(conn), SqlMessages(conn)
+        db = self._db = Db(self._conn)
+        self.deployments, self.instances, self.tasks = SqlDeployments(db), SqlInstances(db), SqlTasks(db)
+        self.history, self.clocks, self.messages = SqlHistory(db), SqlClocks(db), SqlMessages(db)
         return self
 
     async def __aexit__(
@@ -61,15 +66,15 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         assert self._conn is not None
         events = [event for envelope in self._staged for event in encode_envelope(envelope)]
+        await self._db.flush()
         await add_to_outbox(self._conn, tables.outbox, events)
         await self._conn.commit()
         self._staged.clear()
-        if events:
-            self._on_commit()
+        self._on_commit(bool(events), self.instances.wake_times)
 
 
 class SqlUnitOfWorkFactory:
-    def __init__(self, engine: AsyncEngine, on_commit: Callable[[], None]) -> None:
+    def __init__(self, engine: AsyncEngine, on_commit: OnCommit) -> None:
         self._engine, self._on_commit = engine, on_commit
 
     def __call__(self) -> SqlUnitOfWork:

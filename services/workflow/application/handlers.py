@@ -6,7 +6,8 @@ instance is never run by two workers at once, whatever number of replicas run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,7 @@ from services.workflow.domain.sla import ClockSignal
 from services.workflow.domain.tasks import Worker, WorkTask
 
 BREACH_MESSAGE = "sla.breached.{clock}"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,42 +138,50 @@ class TicketStart:
 
 async def start_instance(deps: WorkflowDeps, start: TicketStart) -> bool:
     """One instance per ticket: a second start (redelivery, duplicate) does nothing. True if started."""
+    return bool(await start_instances(deps, [start]))
+
+
+async def start_instances(deps: WorkflowDeps, starts: Sequence[TicketStart]) -> list[str]:
+    """Start the tickets' instances in one transaction (a burst of submissions is stored together:
+    one statement per table instead of one per ticket). Tickets that already have an instance,
+    and repeats within `starts`, start nothing. Returns the ticket numbers started."""
     async with deps.uow() as uow:
-        if await uow.instances.get(start.ticket_number) is not None:
-            return False
-        deployment = await _deployment_for_new_instance(uow, deps, start.organization)
-        runtime = await deps.runtimes.runtime(deployment, lambda: uow.deployments.files(deployment.deployment_id))
-        now = deps.clock.now()
-        handle, advance = runtime.engine.start(start.variables)
-        instance = Instance(
-            ticket_number=start.ticket_number,
-            organization=start.organization,
-            deployment_id=deployment.deployment_id,
-            process_id=deployment.main_process,
-            state="running",
-            engine_state=b"",
-            revision=0,
-            started_at=now,
-        )
-        await uow.history.add(
-            start.ticket_number,
-            [
-                HistoryEntry(
-                    now,
-                    start.actor.subject,
-                    start.actor.role,
-                    "started",
-                    deployment.main_process,
-                    f"version {deployment.version}",
-                )
-            ],
-        )
-        said = await record_advance(uow, runtime, instance, advance, actor=start.actor, now=now, new_ids=deps.ids)
-        instance.engine_state = handle.dump()
-        await uow.instances.add(instance)
-        _announce(uow, instance, start.actor, now, said)
+        existing = await uow.instances.existing([s.ticket_number for s in starts])
+        deployments: dict[str, Deployment] = {}
+        started: list[str] = []
+        for start in starts:
+            if start.ticket_number in existing:
+                continue
+            existing.add(start.ticket_number)
+            if start.organization not in deployments:
+                deployments[start.organization] = await _deployment_for_new_instance(uow, deps, start.organization)
+            await _start(uow, deps, deployments[start.organization], start)
+            started.append(start.ticket_number)
         await uow.commit()
-    return True
+    return started
+
+
+async def _start(uow: UnitOfWork, deps: WorkflowDeps, deployment: Deployment, start: TicketStart) -> None:
+    runtime = await deps.runtimes.runtime(deployment, lambda: uow.deployments.files(deployment.deployment_id))
+    now = deps.clock.now()
+    handle, advance = runtime.engine.start(start.variables)
+    instance = Instance(
+        ticket_number=start.ticket_number,
+        organization=start.organization,
+        deployment_id=deployment.deployment_id,
+        process_id=deployment.main_process,
+        state="running",
+        engine_state=b"",
+        revision=0,
+        started_at=now,
+    )
+    version = f"version {deployment.version}"
+    started = HistoryEntry(now, start.actor.subject, start.actor.role, "started", deployment.main_process, version)
+    await uow.history.add(start.ticket_number, [started])
+    said = await record_advance(uow, runtime, instance, advance, actor=start.actor, now=now, new_ids=deps.ids)
+    instance.engine_state = handle.dump()
+    await uow.instances.add(instance)
+    _announce(uow, instance, start.actor, now, said)
 
 
 async def _locked(uow: UnitOfWork, ticket_number: str, org: str | None = None) -> Instance:
@@ -265,24 +275,51 @@ async def cancel_instance(deps: WorkflowDeps, actor: Actor, org: str, ticket_num
         return instance
 
 
-async def wake_due(deps: WorkflowDeps, limit: int = 50) -> int:
-    """Advance instances whose timers or SLA checks are due. Returns how many were woken."""
+async def wake_due(deps: WorkflowDeps, limit: int = 50) -> list[float]:
+    """Advance instances whose timers or SLA checks are due, a batch per transaction; rows another
+    worker holds are skipped (FOR UPDATE SKIP LOCKED). If the batch fails as a whole, each instance
+    is tried alone, so one bad instance holds up no other. Returns, per instance woken, how late
+    (seconds after its due time) it was woken."""
     now = deps.clock.now()
-    async with deps.uow() as uow:
-        candidates = await uow.instances.due(now, limit)
-    woken = 0
-    for ticket_number in candidates:
+    try:
         async with deps.uow() as uow:
-            instance = await uow.instances.get(ticket_number, for_update=True, skip_locked=True)
-            if instance is None or instance.wake_at is None or instance.wake_at > now or instance.state != "running":
-                continue  # another worker has it, or it moved on
-            await _wake(uow, deps, instance)
+            due = await uow.instances.claim_due(now, limit)
+            for instance in due:
+                await _wake(uow, deps, instance)
             await uow.commit()
-            woken += 1
-    return woken
+        return [_late(deps, i) for i in due]
+    except Exception as exc:
+        log.warning("waking a batch failed (%r); waking one by one", exc)
+    async with deps.uow() as uow:
+        candidates = [i.ticket_number for i in await uow.instances.claim_due(now, limit)]
+    lateness: list[float] = []
+    for ticket_number in candidates:
+        try:
+            async with deps.uow() as uow:
+                one = await uow.instances.get(ticket_number, for_update=True, skip_locked=True)
+                if one is None or one.wake_at is None or one.wake_at > now or one.state != "running":
+                    continue  # another worker has it, or it moved on
+                await _wake(uow, deps, one)
+                await uow.commit()
+                lateness.append(_late(deps, one))
+        except Exception:
+            log.exception("waking %s failed; it stays due and is tried again", ticket_number)
+    return lateness
+
+
+def _late(deps: WorkflowDeps, instance: Instance) -> float:
+    due = instance.woken_for or deps.clock.now()
+    return (deps.clock.now() - due).total_seconds()
+
+
+async def next_wake_up(deps: WorkflowDeps) -> datetime | None:
+    """The earliest time any running instance needs waking."""
+    async with deps.uow() as uow:
+        return await uow.instances.earliest_wake_up()
 
 
 async def _wake(uow: UnitOfWork, deps: WorkflowDeps, instance: Instance) -> None:
+    instance.woken_for = instance.wake_at
     runtime = await _runtime(uow, deps, instance.deployment_id)
     now = deps.clock.now()
     said: list[an.Announcement] = []
@@ -421,5 +458,6 @@ __all__ = [
     "list_deployments",
     "list_tasks",
     "start_instance",
+    "start_instances",
     "wake_due",
 ]

@@ -91,6 +91,8 @@ class Instance:
     active_steps: list[ActiveStep] = field(default_factory=list)
     routing: dict[str, Any] = field(default_factory=dict)
     incidents: list[Incident] = field(default_factory=list)
+    #: The wake-up time this instance was last woken for (to measure lateness; not stored).
+    woken_for: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +129,10 @@ class DeploymentRepository(Protocol):
 
 
 class InstanceRepository(Protocol):
+    async def existing(self, ticket_numbers: Sequence[str]) -> set[str]:
+        """Which of these tickets already have an instance."""
+        ...
+
     async def get(self, ticket_number: str, *, for_update: bool = False, skip_locked: bool = False) -> Instance | None:
         """With `skip_locked`, an instance another worker holds reads as None (FOR UPDATE SKIP LOCKED)."""
         ...
@@ -135,8 +141,11 @@ class InstanceRepository(Protocol):
 
     async def save(self, instance: Instance) -> None: ...
 
-    async def due(self, now: datetime, limit: int) -> list[str]:
-        """Ticket numbers of running instances whose wake-up time has come, earliest first."""
+    async def earliest_wake_up(self) -> datetime | None: ...
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Instance]:
+        """Running instances whose wake-up time has come, earliest first, locked for this
+        transaction; those another worker holds are skipped."""
         ...
 
 
@@ -165,7 +174,9 @@ class HistoryLog(Protocol):
 class ClockRepository(Protocol):
     async def of(self, ticket_number: str) -> list[SlaClock]: ...
 
-    async def save_all(self, ticket_number: str, clocks: Sequence[SlaClock]) -> None: ...
+    async def save_all(self, ticket_number: str, clocks: Sequence[SlaClock], *, new: bool = False) -> None:
+        """Replace the ticket's clocks (`new`: the instance is being created now)."""
+        ...
 
 
 class MessageLog(Protocol):

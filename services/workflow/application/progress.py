@@ -49,7 +49,8 @@ async def record_advance(
     instance.variables = variables
     instance.active_steps = list(advance.active)
 
-    clocks = {c.name: c for c in await uow.clocks.of(instance.ticket_number)}
+    new = not instance.engine_state  # being created: nothing of it is stored yet, nothing to read
+    clocks = {} if new else {c.name: c for c in await uow.clocks.of(instance.ticket_number)}
     for step in advance.entered:
         history.append(HistoryEntry(now, actor.subject, actor.role, "entered", step.element_id, step.name))
         _apply_clock_properties(step.element_id, step.properties, clocks, runtime, variables, now, instance)
@@ -64,7 +65,7 @@ async def record_advance(
         history.append(HistoryEntry(now, actor.subject, actor.role, thrown.name, thrown.element_id, ""))
 
     for opened in advance.opened:
-        task = await _open_task(uow, instance, opened, variables, now, new_ids)
+        task = await _open_task(uow, instance, opened, variables, now, new_ids, new=new)
         said.append(an.TaskCreated(task))
         history.append(HistoryEntry(now, *SYSTEM, "task.created", task.element_id, _task_detail(task)))
     for task_id in advance.withdrawn:
@@ -85,7 +86,7 @@ async def record_advance(
         await _end(uow, instance, clocks, now, "completed")
         history.append(HistoryEntry(now, *SYSTEM, "completed", "", ""))
 
-    await uow.clocks.save_all(instance.ticket_number, list(clocks.values()))
+    await uow.clocks.save_all(instance.ticket_number, list(clocks.values()), new=new)
     await uow.history.add(instance.ticket_number, history)
     instance.wake_at = next_wake(advance.next_timer_at, clocks.values(), runtime, instance.state)
     return said
@@ -155,10 +156,17 @@ def _apply_clock_properties(
 
 
 async def _open_task(
-    uow: UnitOfWork, instance: Instance, opened: OpenedTask, variables: Mapping[str, Any], now: datetime, ids: Any
+    uow: UnitOfWork,
+    instance: Instance,
+    opened: OpenedTask,
+    variables: Mapping[str, Any],
+    now: datetime,
+    ids: Any,
+    *,
+    new: bool,
 ) -> WorkTask:
     groups = _resolve_groups(opened.candidate_groups, variables)
-    excluded = await uow.tasks.performers(instance.ticket_number, opened.exclude_performers_of)
+    excluded = set() if new else await uow.tasks.performers(instance.ticket_number, opened.exclude_performers_of)
     priority = variables.get("priority")
     task = WorkTask(
         task_id=opened.task_id,

@@ -3,7 +3,7 @@ the requester's actions arrive as BPMN messages correlated by ticket number (bpm
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from supportflow.events.v1 import events_pb2
@@ -54,13 +54,28 @@ def message_variables(event: events_pb2.Event) -> dict[str, Any]:
     return {}
 
 
-def handler(deps: handlers.WorkflowDeps) -> Callable[[events_pb2.Event], Awaitable[None]]:
+def _actor(event: events_pb2.Event) -> Actor:
+    return Actor(event.actor.subject or "intake", event.actor.role or "system")
+
+
+def handler(deps: handlers.WorkflowDeps) -> Callable[[Sequence[events_pb2.Event]], Awaitable[None]]:
+    """Handles what one fetch brought: every submission first, together (a ticket's later events
+    always follow its submission), then the requester actions in order."""
+
+    async def handle_batch(events: Sequence[events_pb2.Event]) -> None:
+        starts = [
+            handlers.TicketStart(e.organization, e.ticket_number, start_variables(e), _actor(e))
+            for e in events
+            if e.type == "ticket.submitted"
+        ]
+        if starts:
+            await handlers.start_instances(deps, starts)
+        for event in events:
+            if event.type != "ticket.submitted":
+                await handle(event)
+
     async def handle(event: events_pb2.Event) -> None:
-        actor = Actor(event.actor.subject or "intake", event.actor.role or "system")
-        if event.type == "ticket.submitted":
-            start = handlers.TicketStart(event.organization, event.ticket_number, start_variables(event), actor)
-            await handlers.start_instance(deps, start)
-            return
+        actor = _actor(event)
         delivered = await handlers.correlate_message(
             deps,
             actor,
@@ -77,4 +92,4 @@ def handler(deps: handlers.WorkflowDeps) -> Callable[[events_pb2.Event], Awaitab
                 deps, actor, event.organization, event.ticket_number, event.ticket_cancelled.reason
             )
 
-    return handle
+    return handle_batch

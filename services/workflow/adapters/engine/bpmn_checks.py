@@ -258,7 +258,8 @@ class _BpmnFile:
         if groups is not None and not conv.is_name_list(groups):
             self.problem(
                 task,
-                f"candidateGroups {groups!r} is not a comma-separated list of group names: write e.g. tier1,team_lead",
+                f"candidateGroups {groups!r} is not a comma-separated list of group names (the service "
+                "reads it literally and does not evaluate expressions): write e.g. tier1,team_lead",
             )
         if assignee is not None:
             expression = conv.assignee_expression(assignee)
@@ -269,6 +270,12 @@ class _BpmnFile:
                     task,
                     f"assignee {assignee!r} is neither a user id nor an expression: write e.g. "
                     "agent-7, or =requester_id for an expression",
+                )
+            elif assignee.isidentifier():
+                self.warning(
+                    task,
+                    f"assignee {assignee!r} is taken as a user id, not evaluated: if it names a variable, "
+                    f"write ={assignee}",
                 )
         for unused in ("candidateUsers", "dueDate"):
             if task.get(f"{_C}{unused}") is not None:
@@ -385,6 +392,8 @@ class _BpmnFile:
             )
 
     def _variable_mapping(self, mapping: Any) -> None:
+        if mapping.get("variables") == "all" and len(mapping.attrib) == 1:
+            return  # `variables="all"` is what the engine does anyway
         self.warning(
             mapping,
             "camunda:in/out mappings are ignored: the called process gets all variables and "

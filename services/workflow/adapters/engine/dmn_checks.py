@@ -45,7 +45,8 @@ def check_dmn(path: str, root: Any, calendars: Collection[str], findings: Findin
 
 def _check_decision(path: str, ns: str, decision: Any, calendars: Collection[str], findings: Findings) -> None:
     decision_id = decision.get("id") or ""
-    if decision.find(f"{{{ns}}}informationRequirement") is not None:
+    # Required inputs only document the table's inputs; a required decision would have to run first.
+    if decision.find(f"{{{ns}}}informationRequirement/{{{ns}}}requiredDecision") is not None:
         findings.problem(
             path,
             decision_id,

@@ -1,0 +1,223 @@
+"""Benchmark: the workflow service next to bare SpiffWorkflow on the same diagrams, in one run.
+
+    .venv/bin/python -m benchmarks.workflow_engine [--instances 400] [--open 100000] [--check]
+
+1. bare:    SpiffWorkflow alone (its default script engine, no sandbox, no database) starts
+            instances of the bundle's main process and runs each to its first wait state.
+2. service: the workflow service (in this process: gRPC host, consumer, scheduler, outbox relay)
+            on PostgreSQL and JetStream gets `ticket.submitted` events and starts an instance for
+            each — engine, sandbox, SLA clocks, tasks, history, outbox — one transaction per event.
+3. timers:  instances whose SLA clock is due two seconds after start; the scheduler's lateness
+            (wake-up time minus due time) p50/p99.
+4. loaded:  step 2 again after `--open` parked instances were added to the database.
+
+Targets (issue #3): service ≥ 50 % of bare; timer lateness p99 < 1 s; loaded within 20 % of empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import nats
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import text
+from supportflow.common.v1 import types_pb2
+from supportflow.events.v1 import events_pb2
+
+from services.kit.events import new_event, subject_for
+from services.kit.messaging import ensure_stream
+from services.workflow.adapters.engine.bundle import compile_bundle
+from services.workflow.adapters.engine.files import read_bundle_dir
+from services.workflow.adapters.runtimes import diagram_due
+from services.workflow.bootstrap import Workflow, bootstrap
+from services.workflow.settings import WorkflowSettings
+from tests.support.nats import NatsServer
+from tests.support.postgres import find_postgres, unique_database_name
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "benchmark-secret-0123456789-0123456789-abcdef"
+TARGET_RATIO, TARGET_LATENESS_P99, TARGET_LOADED = 0.5, 1.0, 0.8
+
+
+def start_variables(number: str, urgency: str = "high") -> dict[str, Any]:
+    return {
+        "ticket_number": number, "organization": "acme", "title": "ERP client crashes", "problem_type":
+        "software_crash", "impact_scope": "department", "urgency": urgency, "vip": False, "channel": "portal",
+        "requester_id": "E1001", "info_incomplete": False, "missing_info": [], "submitted_at": "",
+    }  # fmt: skip
+
+
+class BareEngine(PythonScriptEngine):  # type: ignore[misc]
+    """SpiffWorkflow's own script engine; like ours, a message throw without payload is None."""
+
+    def evaluate(self, task: Any, expression: Any, external_context: Any = None) -> Any:
+        return None if expression is None else super().evaluate(task, expression, external_context)
+
+
+def bare(bundle_dir: Path, n: int) -> float:
+    compiled = compile_bundle(read_bundle_dir(bundle_dir))
+    due = diagram_due(compiled.calendars, lambda: datetime.now(UTC))
+    engine = BareEngine(environment=TaskDataEnvironment({"due": due}))
+    started = time.perf_counter()
+    for i in range(n):
+        wf = BpmnWorkflow(compiled.process_spec, compiled.subprocess_specs, script_engine=engine)
+        wf.get_next_task(state=TaskState.READY).data.update(start_variables(f"TS20260302{i:06d}"))
+        wf.do_engine_steps()
+        assert wf.get_tasks(state=TaskState.READY, manual=True), "the process should wait for a person"
+    return n / (time.perf_counter() - started)
+
+
+async def publish_submissions(url: str, numbers: list[str], urgency: str = "high") -> None:
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    await ensure_stream(js, "SUPPORTFLOW", 900.0)
+    for number in numbers:
+        v = start_variables(number, urgency)
+        event = new_event(
+            payload=events_pb2.TicketSubmitted(
+                title=v["title"], requester=types_pb2.Requester(id="E1001"), channel="portal",
+                problem_type=v["problem_type"], impact_scope="department", urgency=urgency,
+            ),
+            org="acme", ticket_number=number, producer="intake", actor_subject="E1001", actor_role="requester",
+            occurred_at=datetime.now(UTC),
+        )  # fmt: skip
+        await js.publish_async(subject_for("acme", event.type), event.SerializeToString(),
+                               headers={"Nats-Msg-Id": event.event_id})  # fmt: skip
+    await js.publish_async_completed()
+    await nc.close()
+
+
+async def instances(service: Workflow) -> int:
+    async with service.engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM workflow_instances")) or 0)
+
+
+async def service_rate(service: Workflow, nats_url: str, n: int, prefix: str) -> float:
+    before = await instances(service)
+    numbers = [f"{prefix}{i:06d}" for i in range(n)]
+    await publish_submissions(nats_url, numbers)
+    started = time.perf_counter()
+    while await instances(service) < before + n:
+        await asyncio.sleep(0.05)
+        if time.perf_counter() - started > 600:
+            raise TimeoutError("the service did not start the instances within 10 minutes")
+    return n / (time.perf_counter() - started)
+
+
+async def park_open_instances(service: Workflow, count: int) -> None:
+    """Copies of one parked instance under new ticket numbers, as a busy installation would hold."""
+    async with service.engine.begin() as conn:
+        await conn.execute(
+            text(
+                """
+                INSERT INTO workflow_instances (ticket_number, organization, deployment_id, process_id, state,
+                    engine_state, revision, wake_at, started_at, ended_at, variables, active_steps, routing, incidents)
+                SELECT 'OPEN' || lpad(g::text, 10, '0'), organization, deployment_id, process_id, state,
+                    engine_state, revision, now() + interval '30 days', started_at, ended_at, variables,
+                    active_steps, routing, incidents
+                FROM workflow_instances, generate_series(1, :count) AS g
+                WHERE ticket_number = (SELECT min(ticket_number) FROM workflow_instances)
+                """
+            ),
+            {"count": count},
+        )
+        await conn.execute(text("ANALYZE workflow_instances"))
+
+
+def short_timer_bundle(bundle_dir: Path, workdir: Path) -> Path:
+    """The same bundle whose SLA targets are two seconds, so timers come due during the run."""
+    target = workdir / "short-timers"
+    shutil.copytree(bundle_dir, target)
+    for dmn in target.rglob("*.dmn"):
+        content = dmn.read_text()
+        for duration in ('"PT15M"', '"PT30M"', '"PT1H"', '"PT2H"', '"PT4H"', '"PT8H"', '"P3D"', '"P5D"', '"EOD"'):
+            content = content.replace(duration, '"PT2S"')
+        dmn.write_text(content)
+    return target
+
+
+async def run(args: argparse.Namespace, database_url: str, nats_url: str, workdir: Path) -> bool:
+    bare_rate = bare(args.bundle, args.instances)
+    print(f"  bare SpiffWorkflow: {bare_rate:.0f} instances/s", file=sys.stderr, flush=True)
+
+    settings = WorkflowSettings(
+        environment="test", database_url=database_url, nats_url=nats_url, jwt_secret=SECRET, grpc_host="127.0.0.1",
+        grpc_port=0, default_bundle_dir=short_timer_bundle(args.bundle, workdir), scheduler_poll_seconds=0.05,
+        outbox_poll_seconds=0.2, log_level="WARNING",
+    )  # fmt: skip
+    service = bootstrap(settings)
+    await service.start()
+    try:
+        await service_rate(service, nats_url, 20, "TSWARM")  # deploys the bundle, warms caches
+        rate = await service_rate(service, nats_url, args.instances, "TSEMPTY")
+        print(f"  service (empty database): {rate:.0f} instances/s", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + 30
+        while service.scheduler.woken < args.instances and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        p50, p99 = service.scheduler.lateness_percentile(0.5), service.scheduler.lateness_percentile(0.99)
+        print(f"  timers: {service.scheduler.woken} wake-ups, lateness p50 {p50}s p99 {p99}s", file=sys.stderr)
+        await park_open_instances(service, args.open)
+        loaded = await service_rate(service, nats_url, args.instances, "TSLOADED")
+        print(f"  service ({args.open} open instances): {loaded:.0f} instances/s", file=sys.stderr, flush=True)
+    finally:
+        await service.host.shutdown()
+    return report(bare_rate, rate, loaded, p99, args)
+
+
+def report(bare_rate: float, rate: float, loaded: float, p99: float | None, args: argparse.Namespace) -> bool:
+    ratio, loaded_ratio = rate / bare_rate, loaded / rate
+    late = p99 if p99 is not None else float("inf")
+    rows = [
+        ("bare SpiffWorkflow (same diagrams, memory only)", f"{bare_rate:8.0f} instances/s", ""),
+        ("workflow service, empty database", f"{rate:8.0f} instances/s", f"{ratio:.0%} of bare"),
+        (f"workflow service, {args.open:,} open instances", f"{loaded:8.0f} instances/s", f"{loaded_ratio:.0%} of empty"),
+        ("timer lateness p99", f"{late:8.3f} s", ""),
+    ]  # fmt: skip
+    print()
+    for label, value, note in rows:
+        print(f"{label:52} {value:20} {note}")
+    checks = [
+        (f"service ≥ {TARGET_RATIO:.0%} of bare", ratio >= TARGET_RATIO),
+        (f"timer lateness p99 < {TARGET_LATENESS_P99:.0f} s", late < TARGET_LATENESS_P99),
+        ("loaded within 20 % of empty", loaded_ratio >= TARGET_LOADED),
+    ]
+    print()
+    for label, ok in checks:
+        print(f"target {label}: {'met' if ok else 'MISSED'}")
+    return all(ok for _, ok in checks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=REPO / "bpmn", help="the bundle to run (default: bpmn/)")
+    parser.add_argument("--instances", type=int, default=400)
+    parser.add_argument("--open", type=int, default=100_000, help="parked instances for the loaded measurement")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="sf-bench-wf-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        nats_server = NatsServer(workdir / "nats")
+        nats_server.start()
+        stack.callback(nats_server.stop)
+        server = find_postgres(workdir)
+        name = unique_database_name("sf_bench_wf_")
+        database_url = server.create_database(name)
+        stack.callback(server.drop_database, name)
+        ok = asyncio.run(run(args, database_url, nats_server.url, workdir))
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
