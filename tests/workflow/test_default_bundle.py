@@ -6,22 +6,26 @@ and SLA breaches arrive as messages, timers fire because the engine's clock is m
 the process throws (`workflow.get_events()`, collected after every step) and the user tasks that
 appear are asserted against SOP.md.
 
-Three things the service will do are emulated here, in the smallest way the engine allows:
+What the service adds to the engine is taken from the service where it is a plain function, and
+emulated otherwise:
 
-* `due(duration, calendar)` for timer expressions: the sandbox has no hook for extra names, so
-  the environment below adds it as external context; it uses the real calendar code and files.
-* Message variables reach the process as variables of the same names: the Camunda message
-  definition stores a payload under one variable, so `send` also merges them into the data of
-  the task that caught the message before it runs.
-* Time: SpiffWorkflow reads `datetime.now` in its timer module; tests swap that module's
-  `datetime` for one whose `now()` is a clock the test moves (`monkeypatch`).
+* `due(duration, calendar)` for timer expressions is the service's own (`diagram_due`), given to
+  the sandbox as a name, on the calendar files of the bundle.
+* Time: the service's engine clock (`use_clock`) replaces `datetime.now` in SpiffWorkflow's timer
+  module; the tests move that clock instead of waiting.
+* Message variables reach the process as variables of the same names (the Camunda message
+  definition alone stores a payload under one variable): `send` merges them into the data of the
+  task that caught the message before it runs, as the service's runner does.
+
+The last test runs the main path through the service's runner (`SpiffProcessEngine`) as well, and
+another one checks that the service's deploy validation accepts the bundle without a warning.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,18 +34,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
-from SpiffWorkflow.bpmn.specs.event_definitions import timer as timer_module
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.camunda.parser import CamundaParser
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from services.workflow.adapters.sandbox import SandboxedEnvironment, SandboxedScriptEngine
+from services.workflow.adapters.engine import clock as engine_clock
+from services.workflow.adapters.engine.bundle import compile_bundle, read_bundle_dir
+from services.workflow.adapters.engine.runner import SpiffProcessEngine
+from services.workflow.adapters.runtimes import diagram_due
+from services.workflow.adapters.sandbox import SandboxedScriptEngine
 from services.workflow.domain.calendar import BusinessCalendar
 from services.workflow.domain.calendar_format import parse_calendar
 
@@ -100,7 +106,7 @@ def properties(element_id: str) -> dict[str, str]:
 
 
 def candidate_groups(element_id: str) -> str:
-    return _element(element_id).get(f"{{{NS['camunda']}}}candidateGroups")
+    return str(_element(element_id).get(f"{{{NS['camunda']}}}candidateGroups"))
 
 
 # -- clock, business time and the script engine ---------------------------------------------------
@@ -111,58 +117,16 @@ class Clock:
     now: datetime
 
 
-def due_function(clock: Clock) -> Any:
-    """`due(duration, calendar)` as bpmn/README.md defines it, on the real calendar files."""
-
-    def due(duration: str, calendar: str) -> str:
-        business = CALENDARS[calendar]
-        start = clock.now
-        days = re.fullmatch(r"P(\d+)D", duration)
-        if duration == "EOD":
-            at = business.end_of_working_day(start)
-        elif days:
-            at = business.add_working_days(start, int(days.group(1)))
-        else:
-            parsed = TimerEventDefinition.parse_iso_duration(duration)
-            at = business.add_working_time(start, TimerEventDefinition.get_timedelta_from_start(parsed, start))
-        return at.astimezone(UTC).isoformat()
-
-    return due
-
-
-class BundleEnvironment(SandboxedEnvironment):
-    """The sandbox plus names the service provides to diagram code (here: `due`)."""
-
-    def __init__(self, names: Mapping[str, Any]) -> None:
-        super().__init__()
-        self.names = dict(names)
-
-    def evaluate(
-        self, expression: str, context: Mapping[str, Any], external_context: Mapping[str, Any] | None = None
-    ) -> Any:
-        return super().evaluate(expression, context, {**self.names, **(external_context or {})})
-
-    def execute(self, script: str, context: dict[str, Any], external_context: Mapping[str, Any] | None = None) -> bool:
-        return super().execute(script, context, {**self.names, **(external_context or {})})
-
-
 def script_engine(clock: Clock) -> SandboxedScriptEngine:
-    engine = SandboxedScriptEngine()
-    engine.environment = BundleEnvironment({"due": due_function(clock)})
-    return engine
+    return SandboxedScriptEngine(names={"due": diagram_due(CALENDARS, lambda: clock.now)})
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+def clock() -> Iterator[Clock]:
     current = Clock(MONDAY.astimezone(UTC))
-
-    class ClockDatetime(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
-            return current.now if tz is None else current.now.astimezone(tz)
-
-    monkeypatch.setattr(timer_module, "datetime", ClockDatetime)
-    return current
+    engine_clock.use_clock(lambda: current.now)
+    yield current
+    engine_clock.use_clock(lambda: datetime.now(UTC))
 
 
 # -- driving an instance ----------------------------------------------------------------------------
@@ -237,6 +201,7 @@ class Ticket:
         self._step()
 
     def send(self, message: str, **variables: Any) -> None:
+        """Deliver a message; its variables land in the catching task's data, as the service delivers them."""
         event = BpmnEvent(MessageEventDefinition(message), {"payload": variables, "result_var": None})
         catchers = [
             t
@@ -265,7 +230,8 @@ class Ticket:
     @property
     def data(self) -> dict[str, Any]:
         """Data of the first ready user task (what its form would show)."""
-        return self.workflow.get_tasks(state=TaskState.READY, manual=True)[0].data
+        data: dict[str, Any] = self.workflow.get_tasks(state=TaskState.READY, manual=True)[0].data
+        return data
 
     # -- common stretches of the SOP --------------------------------------------------------
     def assign(self, assignee: str = "li.lei", **form: Any) -> None:
@@ -315,7 +281,7 @@ class Ticket:
         )
 
 
-def test_bundle_files_are_the_readme_table(clock: Clock) -> None:
+def test_bundle_files_are_the_readme_table() -> None:
     assert sorted(p.name for p in BUNDLE.glob("*.bpmn")) == [
         "change-approval.bpmn",
         "classify.bpmn",
@@ -836,8 +802,9 @@ def test_diagrams_follow_the_readme_conventions() -> None:
         for task in doc.xpath("//bpmn:userTask", namespaces=NS):
             groups = task.get(f"{{{NS['camunda']}}}candidateGroups")
             assert groups, task.get("id")
-            named = set(re.findall(r"[a-z_0-9]+", groups)) - {"candidate_group"}
-            assert named <= GROUPS, (task.get("id"), named)
+            assert {g.strip() for g in groups.split(",")} <= GROUPS, (task.get("id"), groups)
+            assignee = task.get(f"{{{NS['camunda']}}}assignee")
+            assert assignee in (None, "=assignee"), (task.get("id"), assignee)
             assert task.xpath(".//camunda:formField", namespaces=NS), task.get("id")
         for event in doc.xpath("//bpmn:messageEventDefinition", namespaces=NS):
             message = doc.xpath(f'//bpmn:message[@id="{event.get("messageRef")}"]', namespaces=NS)[0].get("name")
@@ -856,3 +823,69 @@ def test_diagrams_follow_the_readme_conventions() -> None:
             assert "${" not in timer.text, timer.text
             for calendar in re.findall(r'due\("[^"]+", (\w+)\)', timer.text):
                 assert calendar in dmn_outputs, calendar  # the variable sla-targets.dmn sets
+
+
+# -- the service's own validation and runner ---------------------------------------------------------
+
+
+def test_deploy_validation_accepts_the_bundle_without_warnings() -> None:
+    compiled = compile_bundle(read_bundle_dir(BUNDLE))
+    assert compiled.main_process == "support_ticket"
+    assert compiled.warnings == ()
+
+
+def test_service_runner_drives_the_main_path(clock: Clock) -> None:
+    compiled = compile_bundle(read_bundle_dir(BUNDLE))
+    engine = SpiffProcessEngine(
+        compiled.process_spec,
+        compiled.subprocess_specs,
+        diagram_functions={"due": diagram_due(compiled.calendars, lambda: clock.now)},
+        step_time_limit=1.0,
+    )
+    instance, advance = engine.start(ticket_data())
+    open_tasks: dict[str, str] = {}
+    seen: list[Any] = []
+
+    def record(step: Any) -> None:
+        seen.append(step)
+        for opened in step.opened:
+            open_tasks[opened.element_id] = opened.task_id
+        assert step.incident is None
+
+    def complete(element_id: str, **form: Any) -> None:
+        record(engine.complete_task(instance, open_tasks.pop(element_id), form))
+
+    record(advance)
+    # The runner reports a task inside (sub)processes once per enclosing workflow: count it once.
+    (assign,) = {o.task_id: o for o in advance.opened}.values()
+    assert (assign.element_id, assign.candidate_groups) == ("Task_AssignTicket", ("tier1", "team_lead"))
+    complete("Task_AssignTicket", assignee="li.lei", priority="P2")
+    diagnose = next(o for o in seen[-1].opened if o.element_id == "Task_Diagnose")
+    assert diagnose.assignee == "li.lei"
+    complete("Task_Diagnose", first_response="On it", diagnosis="Query bug", escalate=False)
+    complete("Task_PlanSolution", solution_plan="Fix query", production_change=False, key_operation=False)
+    complete("Task_Implement", implementation_notes="Deployed")
+    complete(
+        "Task_VerifyInternally", internal_verification_passed=True, verification_evidence="ok", cause="c", measures="m"
+    )
+    record(engine.deliver_message(instance, "ticket.verified", {"verification_accepted": True}))
+    record(engine.deliver_message(instance, "ticket.rated", {"rating": "satisfied"}))
+    complete("Task_CloseTicket", closing_summary="Done")
+    assert seen[-1].finished
+    thrown = [event.name for step in seen for event in step.thrown]
+    assert thrown == ["ticket.classified", "ticket.resolved", "ticket.survey_requested", "ticket.closed"]
+    clock_steps = {
+        (entered.element_id, name, value)
+        for step in seen
+        for entered in step.entered
+        for name, value in entered.properties.items()
+        if name.startswith("sla.")
+    }
+    assert clock_steps == {
+        ("Task_AssignTicket", "sla.start", "assign:assign_within"),
+        ("Event_TicketAssigned", "sla.stop", "assign"),
+        ("Task_Diagnose", "sla.start", "respond:respond_within,diagnose:diagnose_within,resolve:resolve_within"),
+        ("Event_FirstResponse", "sla.stop", "respond,diagnose"),
+        ("Event_WaitVerification", "sla.pause", "resolve"),
+        ("Event_TicketVerified", "sla.stop", "resolve"),
+    }

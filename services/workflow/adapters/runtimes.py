@@ -69,6 +69,12 @@ class CachedRuntimes:
         self._step_time_limit = step_time_limit
         self._cache: OrderedDict[str, Runtime] = OrderedDict()
 
+    def cached(self, deployment_id: str) -> Runtime | None:
+        found = self._cache.get(deployment_id)
+        if found is not None:
+            self._cache.move_to_end(deployment_id)
+        return found
+
     async def runtime(
         self, deployment: Deployment, load_files: Callable[[], Awaitable[Mapping[str, bytes]]]
     ) -> Runtime:

@@ -37,7 +37,7 @@ from services.workflow.application.ports import (
 )
 from services.workflow.application.progress import SYSTEM, Actor, record_advance
 from services.workflow.domain.errors import InstanceNotWaiting, NotAllowed, NotFound
-from services.workflow.domain.sla import ClockSignal
+from services.workflow.domain.sla import ClockSignal, SlaClock
 from services.workflow.domain.tasks import Worker, WorkTask
 
 BREACH_MESSAGE = "sla.breached.{clock}"
@@ -119,6 +119,8 @@ async def _deployment_for_new_instance(uow: UnitOfWork, deps: WorkflowDeps, org:
 
 
 async def _runtime(uow: UnitOfWork, deps: WorkflowDeps, deployment_id: str) -> Runtime:
+    if (cached := deps.runtimes.cached(deployment_id)) is not None:
+        return cached  # deployments never change once stored
     deployment = await uow.deployments.get(deployment_id)
     if deployment is None:
         raise NotFound(f"deployment {deployment_id} not found")
@@ -198,6 +200,7 @@ async def _advance(
     actor: Actor,
     operate: Callable[[ProcessEngine, ProcessInstanceHandle], Advance],
     before: list[an.Announcement] | None = None,
+    clocks: list[SlaClock] | None = None,
 ) -> None:
     """Load the instance's engine state, run `operate`, record what happened, save, announce."""
     runtime = await _runtime(uow, deps, instance.deployment_id)
@@ -205,7 +208,7 @@ async def _advance(
     now = deps.clock.now()
     advance = operate(runtime.engine, handle)
     said = list(before or []) + await record_advance(
-        uow, runtime, instance, advance, actor=actor, now=now, new_ids=deps.ids
+        uow, runtime, instance, advance, actor=actor, now=now, new_ids=deps.ids, clocks_in_hand=clocks
     )
     instance.engine_state = handle.dump()
     instance.revision += 1
@@ -340,7 +343,6 @@ async def _wake(uow: UnitOfWork, deps: WorkflowDeps, instance: Instance) -> None
             elif signal is ClockSignal.BREACHED:
                 said.append(an.SlaBreached(clock, now))
                 breached.append(clock.name)
-    await uow.clocks.save_all(instance.ticket_number, ticked)
 
     def operate(engine: ProcessEngine, handle: ProcessInstanceHandle) -> Advance:
         done = Advance()
@@ -352,7 +354,7 @@ async def _wake(uow: UnitOfWork, deps: WorkflowDeps, instance: Instance) -> None
                 pass
         return combine(done, engine.wake(handle))
 
-    await _advance(uow, deps, instance, Actor(*SYSTEM), operate, before=said)
+    await _advance(uow, deps, instance, Actor(*SYSTEM), operate, before=said, clocks=ticked)
 
 
 # -- tasks -------------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ class Runtime:
 class Runtimes(Protocol):
     """Parsed deployments, cached: parsing happens once per deployment and process."""
 
+    def cached(self, deployment_id: str) -> Runtime | None: ...
+
     async def runtime(
         self, deployment: Deployment, load_files: Callable[[], Awaitable[Mapping[str, bytes]]]
     ) -> Runtime: ...

@@ -39,8 +39,10 @@ async def record_advance(
     actor: Actor,
     now: datetime,
     new_ids: Any,
+    clocks_in_hand: list[SlaClock] | None = None,
 ) -> list[an.Announcement]:
-    """Apply `advance` to `instance` (mutated; saved by the caller) and the other repositories."""
+    """Apply `advance` to `instance` (mutated; saved by the caller) and the other repositories.
+    `clocks_in_hand`: the instance's clocks as the caller already read (and changed) them."""
     # Messages first: within one advance, a throw precedes the tasks opened after it (a classification
     # announces the routing before the assignment task appears).
     said: list[an.Announcement] = []
@@ -50,7 +52,10 @@ async def record_advance(
     instance.active_steps = list(advance.active)
 
     new = not instance.engine_state  # being created: nothing of it is stored yet, nothing to read
-    clocks = {} if new else {c.name: c for c in await uow.clocks.of(instance.ticket_number)}
+    if clocks_in_hand is not None:
+        clocks = {c.name: c for c in clocks_in_hand}
+    else:
+        clocks = {} if new else {c.name: c for c in await uow.clocks.of(instance.ticket_number)}
     for step in advance.entered:
         history.append(HistoryEntry(now, actor.subject, actor.role, "entered", step.element_id, step.name))
         _apply_clock_properties(step.element_id, step.properties, clocks, runtime, variables, now, instance)
