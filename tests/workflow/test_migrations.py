@@ -11,10 +11,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from services.workflow.adapters import tables
-from services.workflow.bootstrap import MIGRATIONS
 from services.kit.db import create_engine
 from services.kit.migrate import downgrade, upgrade
+from services.workflow.adapters import tables
+from services.workflow.bootstrap import MIGRATIONS
 
 
 def _drift(conn: Connection) -> list[Any]:

@@ -196,3 +196,17 @@ async def test_a_redelivered_submission_starts_nothing_new(stub: Stub, nc: Clien
 
 async def _handled(workflow: Workflow) -> int:
     return workflow.consumer.handled
+
+
+async def test_the_rules_that_decided_are_on_the_instance_and_the_event(stub: Stub, nc: Client) -> None:
+    tail = await StreamTail.open(nc)
+    number = ticket_number()
+    await submit(nc, number, urgency="high")
+    await open_tasks(stub, number, "Task_Handle")
+    routing = (await instance(stub, number)).routing
+    assert [(r.decision_id, r.rule_id) for r in routing.matched_rules] == [("priority", "Rule_high")]
+    assert routing.matched_rules[0].description == "High urgency is P1, resolved within 4 hours"
+    assert routing.matched_rules[0].outputs["priority"] == "P1"
+    [classified] = await tail.wait_for(number, "ticket.classified")
+    assert [r.rule_id for r in classified.ticket_classified.matched_rules] == ["Rule_high"]
+    assert classified.ticket_classified.priority == 2

@@ -109,7 +109,13 @@ class _TaskParser(_OwnProperties, CamundaTaskParser):  # type: ignore[misc]
 
 
 class _BusinessRuleTaskParser(_OwnProperties, BusinessRuleTaskParser):  # type: ignore[misc]
-    pass
+    def parse_extensions(self, node: Any = None) -> dict[str, str]:
+        # Which decision decided: recorded with the matched rules (explain.py).
+        extensions = super().parse_extensions(node)
+        decision = self.node.get(f"{{{CAMUNDA_MODEL_NS}}}decisionRef")
+        if decision:
+            extensions["decisionRef"] = decision
+        return extensions
 
 
 class _ScriptTaskParser(_OwnProperties, ScriptTaskParser):  # type: ignore[misc]

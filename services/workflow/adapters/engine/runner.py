@@ -214,8 +214,9 @@ class SpiffProcessEngine:
         extensions: Mapping[str, str] = getattr(spec, "extensions", None) or {}
         groups = _csv(extensions.get("candidateGroups", ""))
         assignee = extensions.get("assignee", "")
-        if assignee.startswith("=") or assignee.startswith("expr:"):
-            assignee = str(self._script_engine.evaluate(task, assignee.split(":", 1)[-1].lstrip("=")) or "")
+        expression = assignee[1:] if assignee.startswith("=") else assignee.removeprefix("expr:")
+        if expression != assignee:  # "=expr" or "expr:expr": computed from the process variables
+            assignee = str(self._script_engine.evaluate(task, expression.strip()) or "")
         return OpenedTask(
             task_id=str(task.id),
             element_id=spec.bpmn_id,
