@@ -67,7 +67,7 @@ EVENTS_OUT = {
     *("ticket.resolved", "ticket.survey_requested", "ticket.revisit_required", "ticket.closed"),
 }
 MESSAGES_IN = {"ticket.supplemented", "ticket.verified", "ticket.rated", "ticket.cancelled"}
-GROUPS = {"tier1", "tier2", "expert", "team_lead", "change_manager", "reviewer"}
+GROUPS = {"${candidate_group}", "tier1", "tier2", "expert", "team_lead", "change_manager", "reviewer"}
 
 
 # -- the bundle, parsed once -------------------------------------------------------------------
@@ -858,7 +858,7 @@ def test_service_runner_drives_the_main_path(clock: Clock) -> None:
     record(advance)
     # The runner reports a task inside (sub)processes once per enclosing workflow: count it once.
     (assign,) = {o.task_id: o for o in advance.opened}.values()
-    assert (assign.element_id, assign.candidate_groups) == ("Task_AssignTicket", ("tier1", "team_lead"))
+    assert (assign.element_id, assign.candidate_groups) == ("Task_AssignTicket", ("${candidate_group}", "team_lead"))
     complete("Task_AssignTicket", assignee="li.lei", priority="P2")
     diagnose = next(o for o in seen[-1].opened if o.element_id == "Task_Diagnose")
     assert diagnose.assignee == "li.lei"

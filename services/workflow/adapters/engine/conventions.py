@@ -36,7 +36,8 @@ EVENT_TYPES: Final = frozenset(
 INBOUND_MESSAGES: Final = frozenset({"ticket.supplemented", "ticket.verified", "ticket.rated", "ticket.cancelled"})
 
 _CLOCK = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_NAME_LIST = re.compile(r"^\s*[\w.@-]+(\s*,\s*[\w.@-]+)*\s*$")
+_GROUP = r"(?:[\w.@-]+|\$\{\s*[A-Za-z]\w*\s*\})"
+_NAME_LIST = re.compile(rf"^\s*{_GROUP}(\s*,\s*{_GROUP})*\s*$")
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,18 @@ def split_list(value: str) -> list[str]:
 
 
 def is_name_list(value: str) -> bool:
-    """``tier1,team_lead``: literal names, not an expression."""
+    """``tier1,team_lead``: literal names; ``${candidate_group}`` names a process variable holding
+    the group (or a list of groups), e.g. the team a DMN table routed the ticket to."""
     return bool(_NAME_LIST.match(value))
 
 
 def assignee_expression(value: str) -> str | None:
     """The expression in an assignee written ``=expr`` or ``expr:expr`` (as the runner reads it);
     None for a literal user id."""
-    if value.startswith("=") or value.startswith("expr:"):
-        return value.split(":", 1)[-1].lstrip("=")  # exactly what the runner evaluates
+    if value.startswith("="):
+        return value[1:].strip()  # exactly what the runner evaluates
+    if value.startswith("expr:"):
+        return value.removeprefix("expr:").strip()
     return None
 
 

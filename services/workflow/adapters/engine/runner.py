@@ -239,10 +239,13 @@ def _spiff(instance: ProcessInstanceHandle) -> SpiffInstance:
 
 
 def _all_tasks(workflow: BpmnWorkflow) -> list[Task]:
-    tasks: list[Task] = list(workflow.get_tasks())
+    """Every task of the instance once: the top workflow's iterator already descends into
+    subprocesses and call activities; theirs are added only if it did not."""
+    seen: dict[Any, Task] = {t.id: t for t in workflow.get_tasks()}
     for sub in workflow.subprocesses.values():
-        tasks.extend(sub.get_tasks())
-    return tasks
+        for task in sub.get_tasks():
+            seen.setdefault(task.id, task)
+    return list(seen.values())
 
 
 def _states(workflow: BpmnWorkflow) -> dict[Any, int]:
