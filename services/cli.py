@@ -57,11 +57,16 @@ def _free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_up(ns: argparse.Namespace) -> int:
     data = Path(ns.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     shared_url = os.environ.get("SUPPORTFLOW_DATABASE_URL")
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the services as on Ctrl-C, never orphan them
 
     def stop_all() -> None:
         # Services first (they drain their NATS connections), NATS last.
@@ -82,6 +87,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
             [_nats_binary(), "-a", "127.0.0.1", "-p", str(ns.nats_port), "-js", "-sd", str(data / "nats")],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches only this launcher, which stops NATS last
         )
         procs.append(("nats", nats))
         _wait_port(ns.nats_port, nats, "nats-server")
@@ -99,7 +105,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
                 "SUPPORTFLOW_GRPC_HOST": "127.0.0.1",
                 "SUPPORTFLOW_GRPC_PORT": str(port),
             }
-            proc = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env)
+            proc = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env, start_new_session=True)
             procs.append((service, proc))
             _wait_port(port, proc, service, timeout=60)
         print(f"\nsupportflow is up (database: {shared_url or data / '<service>.db'})\n")
@@ -126,8 +132,8 @@ def cmd_up(ns: argparse.Namespace) -> int:
 DEV_USERS = [
     ("E1001", ["requester"], []),
     ("agent-1", ["agent"], ["tier1", "service_desk"]),
-    ("engineer-2", ["agent"], ["tier2", "operations", "development"]),
-    ("lead-1", ["team_lead", "agent"], ["team_lead", "reviewer"]),
+    ("engineer-2", ["agent"], ["tier2", "operations", "development", "expert"]),
+    ("lead-1", ["team_lead", "agent"], ["team_lead", "reviewer", "service_desk"]),
     ("cm-1", ["change_manager"], ["change_manager"]),
     ("admin", ["process_admin", "agent"], []),
 ]

@@ -69,16 +69,19 @@ async def submit(
     urgency: str = "high",
     problem_type: str = "software_crash",
     missing: tuple[str, ...] = (),
+    impact_scope: str = "department",
+    vip: bool = False,
+    title: str = "ERP client crashes on export",
 ) -> events_pb2.Event:
     return await publish(
         nc,
         number,
         events_pb2.TicketSubmitted(
-            title="ERP client crashes on export",
-            requester=types_pb2.Requester(id="E1001", name="李雷"),
+            title=title,
+            requester=types_pb2.Requester(id="E1001", name="李雷", vip=vip),
             channel="portal",
             problem_type=problem_type,
-            impact_scope="department",
+            impact_scope=impact_scope,
             urgency=urgency,
             info_incomplete=bool(missing),
             missing_info=missing,
