@@ -23,7 +23,7 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes])
 
 async def serve(port: int) -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    handler = grpc.unary_unary_rpc_method_handler(_echo)
+    handler: grpc.RpcMethodHandler[bytes, bytes] = grpc.unary_unary_rpc_method_handler(_echo)
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("benchmark.Echo", {"Echo": handler})])
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from supportflow.common.v1 import types_pb2 as common_pb2
@@ -150,7 +151,7 @@ def _channels(addresses: list[str], method: str, token: str) -> Iterator[Call]:
     """One channel per address (replicas), round-robin; raw bytes both ways, like the echo."""
     metadata = (("authorization", f"Bearer {token}"),)
     loop_channels = [grpc.aio.insecure_channel(a) for a in addresses]
-    callables = [ch.unary_unary(method) for ch in loop_channels]
+    callables: list[Any] = [ch.unary_unary(method) for ch in loop_channels]
     turn = 0
 
     async def call(payload: bytes) -> bytes:
@@ -179,8 +180,9 @@ async def measure(name: str, addresses: list[str], method: str, args: argparse.N
 
 
 def _start_servers(stack: ExitStack, args: argparse.Namespace, workdir: Path) -> tuple[list[str], str]:
-    echo = ServiceProcess("echo", "benchmarks.echo_server", {"SUPPORTFLOW_GRPC_PORT": "{grpc_port}"}, free_port(),
-                          workdir / "echo.log")  # fmt: skip
+    echo = ServiceProcess(
+        "echo", "benchmarks.echo_server", {"SUPPORTFLOW_GRPC_PORT": "{grpc_port}"}, free_port(), workdir / "echo.log"
+    )
     echo.env = {"SUPPORTFLOW_GRPC_PORT": str(echo.grpc_port)}
     echo.start()
     stack.callback(echo.terminate)
@@ -223,15 +225,21 @@ def _report(echo: tuple[Steady, Peak], intake: tuple[Steady, Peak], args: argpar
     print(f"\n{'':38} {steady_head:>26} {peak_head:>36}")
     print(f"{'':38} {'p50 ms':>8} {'p99 ms':>8} {'fail':>8} {'calls/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'fail':>8}")
     for label, (s, p) in rows:
-        print(f"{label:38} {s.p50_ms:8.2f} {s.p99_ms:8.2f} {s.failed:8d} "
-              f"{p.calls_per_s:10.0f} {p.p50_ms:8.2f} {p.p99_ms:8.2f} {p.failed:8d}")  # fmt: skip
+        print(
+            f"{label:38} {s.p50_ms:8.2f} {s.p99_ms:8.2f} {s.failed:8d} "
+            f"{p.calls_per_s:10.0f} {p.p50_ms:8.2f} {p.p99_ms:8.2f} {p.failed:8d}"
+        )
     p99_ok = intake[0].p99_ms < TARGET_P99_MS and intake[0].failed == 0
     share_ok = share >= TARGET_PEAK_SHARE and intake[1].failed == 0
-    print(f"\ntarget p99 < {TARGET_P99_MS:.0f} ms at {args.rate:.0f}/s: {intake[0].p99_ms:.2f} ms  "
-          f"{'met' if p99_ok else 'MISSED'}")  # fmt: skip
-    print(f"target peak ≥ {TARGET_PEAK_SHARE:.0%} of echo: {share:.0%} "
-          f"({intake[1].calls_per_s:.0f} / {echo[1].calls_per_s:.0f} calls/s)  "
-          f"{'met' if share_ok else 'MISSED'}")  # fmt: skip
+    print(
+        f"\ntarget p99 < {TARGET_P99_MS:.0f} ms at {args.rate:.0f}/s: {intake[0].p99_ms:.2f} ms  "
+        f"{'met' if p99_ok else 'MISSED'}"
+    )
+    print(
+        f"target peak ≥ {TARGET_PEAK_SHARE:.0%} of echo: {share:.0%} "
+        f"({intake[1].calls_per_s:.0f} / {echo[1].calls_per_s:.0f} calls/s)  "
+        f"{'met' if share_ok else 'MISSED'}"
+    )
     return p99_ok and share_ok
 
 

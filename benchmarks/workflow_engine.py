@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from pydantic import SecretStr
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 from SpiffWorkflow.util.task import TaskState
@@ -52,10 +53,19 @@ TARGET_RATIO, TARGET_LATENESS_P99, TARGET_LOADED = 0.5, 1.0, 0.8
 
 def start_variables(number: str, urgency: str = "high") -> dict[str, Any]:
     return {
-        "ticket_number": number, "organization": "acme", "title": "ERP client crashes", "problem_type":
-        "software_crash", "impact_scope": "department", "urgency": urgency, "vip": False, "channel": "portal",
-        "requester_id": "E1001", "info_incomplete": False, "missing_info": [], "submitted_at": "",
-    }  # fmt: skip
+        "ticket_number": number,
+        "organization": "acme",
+        "title": "ERP client crashes",
+        "problem_type": "software_crash",
+        "impact_scope": "department",
+        "urgency": urgency,
+        "vip": False,
+        "channel": "portal",
+        "requester_id": "E1001",
+        "info_incomplete": False,
+        "missing_info": [],
+        "submitted_at": "",
+    }
 
 
 class BareEngine(PythonScriptEngine):  # type: ignore[misc]
@@ -86,14 +96,23 @@ async def publish_submissions(url: str, numbers: list[str], urgency: str = "high
         v = start_variables(number, urgency)
         event = new_event(
             payload=events_pb2.TicketSubmitted(
-                title=v["title"], requester=types_pb2.Requester(id="E1001"), channel="portal",
-                problem_type=v["problem_type"], impact_scope="department", urgency=urgency,
+                title=v["title"],
+                requester=types_pb2.Requester(id="E1001"),
+                channel="portal",
+                problem_type=v["problem_type"],
+                impact_scope="department",
+                urgency=urgency,
             ),
-            org="acme", ticket_number=number, producer="intake", actor_subject="E1001", actor_role="requester",
+            org="acme",
+            ticket_number=number,
+            producer="intake",
+            actor_subject="E1001",
+            actor_role="requester",
             occurred_at=datetime.now(UTC),
-        )  # fmt: skip
-        await js.publish_async(subject_for("acme", event.type), event.SerializeToString(),
-                               headers={"Nats-Msg-Id": event.event_id})  # fmt: skip
+        )
+        await js.publish_async(
+            subject_for("acme", event.type), event.SerializeToString(), headers={"Nats-Msg-Id": event.event_id}
+        )
     await js.publish_async_completed()
     await nc.close()
 
@@ -152,10 +171,17 @@ async def run(args: argparse.Namespace, database_url: str, nats_url: str, workdi
     print(f"  bare SpiffWorkflow: {bare_rate:.0f} instances/s", file=sys.stderr, flush=True)
 
     settings = WorkflowSettings(
-        environment="test", database_url=database_url, nats_url=nats_url, jwt_secret=SECRET, grpc_host="127.0.0.1",
-        grpc_port=0, default_bundle_dir=short_timer_bundle(args.bundle, workdir), scheduler_poll_seconds=0.05,
-        outbox_poll_seconds=0.2, log_level="WARNING",
-    )  # fmt: skip
+        environment="test",
+        database_url=database_url,
+        nats_url=nats_url,
+        jwt_secret=SecretStr(SECRET),
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        default_bundle_dir=short_timer_bundle(args.bundle, workdir),
+        scheduler_poll_seconds=0.05,
+        outbox_poll_seconds=0.2,
+        log_level="WARNING",
+    )
     service = bootstrap(settings)
     await service.start()
     try:
@@ -163,8 +189,8 @@ async def run(args: argparse.Namespace, database_url: str, nats_url: str, workdi
         rate = await service_rate(service, nats_url, args.instances, "TSEMPTY")
         print(f"  service (empty database): {rate:.0f} instances/s", file=sys.stderr, flush=True)
         deadline = time.monotonic() + 30
-        while service.scheduler.woken < args.instances and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        while service.scheduler.woken < args.instances and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)  # the scheduler's own loop: polled, not signalled
         p50, p99 = service.scheduler.lateness_percentile(0.5), service.scheduler.lateness_percentile(0.99)
         print(f"  timers: {service.scheduler.woken} wake-ups, lateness p50 {p50}s p99 {p99}s", file=sys.stderr)
         await park_open_instances(service, args.open)
@@ -181,9 +207,13 @@ def report(bare_rate: float, rate: float, loaded: float, p99: float | None, args
     rows = [
         ("bare SpiffWorkflow (same diagrams, memory only)", f"{bare_rate:8.0f} instances/s", ""),
         ("workflow service, empty database", f"{rate:8.0f} instances/s", f"{ratio:.0%} of bare"),
-        (f"workflow service, {args.open:,} open instances", f"{loaded:8.0f} instances/s", f"{loaded_ratio:.0%} of empty"),
+        (
+            f"workflow service, {args.open:,} open instances",
+            f"{loaded:8.0f} instances/s",
+            f"{loaded_ratio:.0%} of empty",
+        ),
         ("timer lateness p99", f"{late:8.3f} s", ""),
-    ]  # fmt: skip
+    ]
     print()
     for label, value, note in rows:
         print(f"{label:52} {value:20} {note}")
@@ -220,4 +250,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
