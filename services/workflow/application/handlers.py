@@ -41,6 +41,8 @@ from services.workflow.domain.sla import ClockSignal, SlaClock
 from services.workflow.domain.tasks import Worker, WorkTask
 
 BREACH_MESSAGE = "sla.breached.{clock}"
+#: The requester's cancellation (bpmn/README.md, "Messages in"): a process it ends is cancelled, not completed.
+CANCEL_MESSAGE = "ticket.cancelled"
 log = logging.getLogger(__name__)
 
 
@@ -201,6 +203,7 @@ async def _advance(
     operate: Callable[[ProcessEngine, ProcessInstanceHandle], Advance],
     before: list[an.Announcement] | None = None,
     clocks: list[SlaClock] | None = None,
+    end_state: str = "completed",
 ) -> None:
     """Load the instance's engine state, run `operate`, record what happened, save, announce."""
     runtime = await _runtime(uow, deps, instance.deployment_id)
@@ -208,7 +211,15 @@ async def _advance(
     now = deps.clock.now()
     advance = operate(runtime.engine, handle)
     said = list(before or []) + await record_advance(
-        uow, runtime, instance, advance, actor=actor, now=now, new_ids=deps.ids, clocks_in_hand=clocks
+        uow,
+        runtime,
+        instance,
+        advance,
+        actor=actor,
+        now=now,
+        new_ids=deps.ids,
+        clocks_in_hand=clocks,
+        end_state=end_state,
     )
     instance.engine_state = handle.dump()
     instance.revision += 1
@@ -251,7 +262,10 @@ async def correlate_message(
                 raise InstanceNotWaiting(str(exc)) from exc
             return False
         now = deps.clock.now()
-        said = await record_advance(uow, runtime, instance, advance, actor=actor, now=now, new_ids=deps.ids)
+        ended = "cancelled" if name == CANCEL_MESSAGE else "completed"
+        said = await record_advance(
+            uow, runtime, instance, advance, actor=actor, now=now, new_ids=deps.ids, end_state=ended
+        )
         await uow.history.add(ticket_number, [HistoryEntry(now, actor.subject, actor.role, "message", "", name)])
         instance.engine_state = handle.dump()
         instance.revision += 1
@@ -268,7 +282,7 @@ async def cancel_instance(deps: WorkflowDeps, actor: Actor, org: str, ticket_num
         instance = await _locked(uow, ticket_number, org)
         if instance.state in ("completed", "cancelled"):
             return instance
-        await _advance(uow, deps, instance, actor, lambda engine, handle: engine.cancel(handle))
+        await _advance(uow, deps, instance, actor, lambda engine, handle: engine.cancel(handle), end_state="cancelled")
         instance.state, instance.ended_at, instance.wake_at = "cancelled", deps.clock.now(), None
         await uow.instances.save(instance)
         await uow.history.add(

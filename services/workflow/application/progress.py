@@ -40,9 +40,12 @@ async def record_advance(
     now: datetime,
     new_ids: Any,
     clocks_in_hand: list[SlaClock] | None = None,
+    end_state: str = "completed",
 ) -> list[an.Announcement]:
     """Apply `advance` to `instance` (mutated; saved by the caller) and the other repositories.
-    `clocks_in_hand`: the instance's clocks as the caller already read (and changed) them."""
+    `clocks_in_hand`: the instance's clocks as the caller already read (and changed) them.
+    `end_state`: what the instance becomes if the process finished ("cancelled" when a
+    cancellation ended it)."""
     # Messages first: within one advance, a throw precedes the tasks opened after it (a classification
     # announces the routing before the assignment task appears).
     said: list[an.Announcement] = []
@@ -56,8 +59,11 @@ async def record_advance(
         clocks = {c.name: c for c in clocks_in_hand}
     else:
         clocks = {} if new else {c.name: c for c in await uow.clocks.of(instance.ticket_number)}
+    if advance.entered:
+        # One entry for the path the engine took (not one per gateway and event it passed).
+        path = " → ".join(step.name or step.element_id for step in advance.entered)
+        history.append(HistoryEntry(now, actor.subject, actor.role, "path", advance.entered[-1].element_id, path))
     for step in advance.entered:
-        history.append(HistoryEntry(now, actor.subject, actor.role, "entered", step.element_id, step.name))
         _apply_clock_properties(step.element_id, step.properties, clocks, runtime, variables, now, instance)
 
     for thrown in advance.thrown:
@@ -88,8 +94,8 @@ async def record_advance(
             HistoryEntry(now, *SYSTEM, "incident", advance.incident.element_id, advance.incident.message[:500])
         )
     if advance.finished:
-        await _end(uow, instance, clocks, now, "completed")
-        history.append(HistoryEntry(now, *SYSTEM, "completed", "", ""))
+        await _end(uow, instance, clocks, now, end_state)
+        history.append(HistoryEntry(now, *SYSTEM, end_state, "", ""))
 
     await uow.clocks.save_all(instance.ticket_number, list(clocks.values()), new=new)
     await uow.history.add(instance.ticket_number, history)

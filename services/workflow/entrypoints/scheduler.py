@@ -39,12 +39,10 @@ class Scheduler:
         self._stopping.set()
         self._wakeup.set()
 
-    def lateness_percentile(self, q: float) -> float | None:
-        """Seconds: the q-quantile (0..1) of how late recent wake-ups were."""
-        if not self._lateness:
-            return None
-        ordered = sorted(self._lateness)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    @property
+    def lateness(self) -> list[float]:
+        """Seconds each recent wake-up came after its due time (oldest first)."""
+        return list(self._lateness)
 
     async def run(self) -> None:
         while not self._stopping.is_set():

@@ -44,6 +44,7 @@ from services.workflow.domain.tasks import FormField
 #: Where a delivered message's payload is also kept whole (its variables are merged into the data).
 MESSAGE_VARIABLE = "last_message"
 _REACHED = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.COMPLETED | TaskState.ERROR
+_CARRIES_DATA = TaskState.READY | TaskState.WAITING | TaskState.COMPLETED
 
 
 class SpiffInstance:
@@ -318,24 +319,22 @@ def _next_timer(workflow: BpmnWorkflow) -> datetime | None:
 
 
 def _variables(workflow: BpmnWorkflow, tasks: list[Task]) -> dict[str, Any]:
+    """The process variables as the most recent step sees them (data flows forward, so the last
+    task to change state carries everything before it)."""
     if workflow.is_completed():
         return _plain(workflow.data)
-    merged: dict[str, Any] = {}
-    for task in sorted(tasks, key=lambda t: t.last_state_change):
-        if task.state & (TaskState.READY | TaskState.WAITING | TaskState.COMPLETED):
-            merged.update(task.data)
-    return _plain(merged)
+    latest: Task | None = None
+    for task in tasks:
+        if task.state & _CARRIES_DATA and (latest is None or task.last_state_change > latest.last_state_change):
+            latest = task
+    return _plain(latest.data) if latest is not None else {}
 
 
 def _plain(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON-safe copy of task data (what events and the API may carry)."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        try:
-            out[key] = json.loads(json.dumps(value, default=str))
-        except (TypeError, ValueError):
-            continue
-    return out
+    """A JSON-safe copy of task data (what events and the API may carry); values JSON cannot hold
+    become their text."""
+    plain: dict[str, Any] = json.loads(json.dumps(dict(data), default=str))
+    return plain
 
 
 def _incident(error: SpiffWorkflowException) -> EngineIncident:
