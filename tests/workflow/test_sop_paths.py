@@ -704,8 +704,9 @@ async def test_change_approval_rejected_then_approved(desk: Desk) -> None:
             "task.created:Task_Implement",
         ]
     )
-    approvals = [t for t in await desk.tasks(pb.TASK_STATE_COMPLETED) if t.element_id == "Task_ApproveChange"]
-    assert [(t.completed_by, t.context["change_decision"]) for t in approvals] == [
+    decisions = [e.task_completed for e in await desk.events("task.completed")]
+    approvals = [d for d in decisions if d.element_id == "Task_ApproveChange"]
+    assert [(d.completed_by, d.variables["change_decision"]) for d in approvals] == [
         ("cm-1", "rejected"),
         ("cm-1", "approved"),
     ]

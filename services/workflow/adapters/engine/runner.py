@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
@@ -43,8 +43,8 @@ from services.workflow.domain.tasks import FormField
 
 #: Where a delivered message's payload is also kept whole (its variables are merged into the data).
 MESSAGE_VARIABLE = "last_message"
+_JUST_AFTER = timedelta(microseconds=1)
 _REACHED = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.COMPLETED | TaskState.ERROR
-_CARRIES_DATA = TaskState.READY | TaskState.WAITING | TaskState.COMPLETED
 
 
 class SpiffInstance:
@@ -315,7 +315,8 @@ def _next_timer(workflow: BpmnWorkflow) -> datetime | None:
                 due.append(TimerEventDefinition.get_datetime(value))
             except (ValueError, TypeError):
                 continue
-    return min(due) if due else None
+    # The engine fires a timer once "now" is past its due time, not at it: wake just after.
+    return min(due) + _JUST_AFTER if due else None
 
 
 def _variables(workflow: BpmnWorkflow, tasks: list[Task]) -> dict[str, Any]:
@@ -323,10 +324,17 @@ def _variables(workflow: BpmnWorkflow, tasks: list[Task]) -> dict[str, Any]:
     task to change state carries everything before it)."""
     if workflow.is_completed():
         return _plain(workflow.data)
-    latest: Task | None = None
-    for task in tasks:
-        if task.state & _CARRIES_DATA and (latest is None or task.last_state_change > latest.last_state_change):
-            latest = task
+
+    def newest(states: int) -> Task | None:
+        found: Task | None = None
+        for task in tasks:
+            if task.state & states and _is_flow_node(task):
+                if found is None or task.last_state_change > found.last_state_change:
+                    found = task
+        return found
+
+    # The steps waiting now hold the current data; once nothing waits, the last completed step.
+    latest = newest(TaskState.READY | TaskState.WAITING) or newest(TaskState.COMPLETED)
     return _plain(latest.data) if latest is not None else {}
 
 
