@@ -328,9 +328,9 @@ def _variables(workflow: BpmnWorkflow, tasks: list[Task]) -> dict[str, Any]:
     def newest(states: int) -> Task | None:
         found: Task | None = None
         for task in tasks:
-            if task.state & states and _is_flow_node(task):
-                if found is None or task.last_state_change > found.last_state_change:
-                    found = task
+            newer = found is None or task.last_state_change > found.last_state_change
+            if task.state & states and _is_flow_node(task) and newer:
+                found = task
         return found
 
     # The steps waiting now hold the current data; once nothing waits, the last completed step.
