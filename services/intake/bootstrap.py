@@ -27,6 +27,7 @@ from services.kit.auth import TokenVerifier
 from services.kit.batching import GroupCommitter
 from services.kit.consumer import DurableConsumer
 from services.kit.messaging import NatsConnection
+from services.kit.metrics import Metrics
 from services.kit.migrate import upgrade
 from services.kit.outbox import OutboxRelay
 from services.kit.rpc.server import ServiceHost
@@ -56,6 +57,7 @@ class Intake:
     consumer: DurableConsumer
     host: ServiceHost
     deps: IntakeDeps
+    metrics: Metrics
 
     async def start(self) -> int:
         if self.settings.migrate_on_start:
@@ -63,6 +65,8 @@ class Intake:
         self.nats.start()
         self.host.add_background("outbox-relay", self.relay.run(), stop=self.relay.stop)
         self.host.add_background("workflow-events", self.consumer.run(), stop=self.consumer.stop)
+        self.metrics.serve(self.settings.grpc_host, self.settings.metrics_port)
+        self.host.on_close(self.metrics.close)
         self.host.on_close(self.engine.dispose)
         self.host.on_close(self.nats.close)
         return await self.host.start(self.settings.grpc_host, self.settings.grpc_port)
@@ -87,9 +91,13 @@ def bootstrap(
     )
     clock = clock or SystemClock()
     uow = SqlUnitOfWorkFactory(engine, clock, relay.wake)
+    metrics = Metrics("intake")
+    batch_sizes = metrics.histogram(
+        "submit_batch_size", "Tickets stored per transaction (group commit)", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+    )
     deps = IntakeDeps(
         uow=uow,
-        submissions=GroupCommitter(partial(commit_submissions, uow)),
+        submissions=GroupCommitter(partial(commit_submissions, uow), on_batch=batch_sizes.observe),
         catalog=catalog or load_catalog(settings.catalog_file),
         clock=clock,
         ids=ids or UuidIds(),
@@ -118,4 +126,4 @@ def bootstrap(
         probe=lambda: db.ping(engine),
     )
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(deps), host.server)
-    return Intake(settings, engine, nats, relay, consumer, host, deps)
+    return Intake(settings, engine, nats, relay, consumer, host, deps, metrics)

@@ -31,8 +31,16 @@ class GroupCommitter(Generic[Item, Result]):
     same lock (intake's ticket counter): more workers only make smaller batches that queue for
     that lock, which measured slower at every load (benchmarks/intake_submit.py)."""
 
-    def __init__(self, processor: Processor[Item, Result], *, max_batch: int = 256, workers: int = 1) -> None:
+    def __init__(
+        self,
+        processor: Processor[Item, Result],
+        *,
+        max_batch: int = 256,
+        workers: int = 1,
+        on_batch: Callable[[int], None] = lambda size: None,
+    ) -> None:
         self._process = processor
+        self._on_batch = on_batch
         self._max_batch = max_batch
         self._max_workers = workers
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
@@ -66,6 +74,7 @@ class GroupCommitter(Generic[Item, Result]):
     async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         items = [item for item, _ in batch]
         self.batches += 1
+        self._on_batch(len(items))
         try:
             outcomes = await self._process(items)
         except Exception as exc:

@@ -33,6 +33,8 @@ class ServiceSettings(BaseSettings):
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     #: Largest request accepted, in bytes (attachments travel inline).
     grpc_max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    #: Where Prometheus scrapes /metrics (0: any free port; unset: no metrics endpoint).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     #: Seconds in-flight calls get to finish on SIGTERM.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     #: HS256 signing key for bearer tokens; or set `jwt_public_key_file` for RS256/ES256.

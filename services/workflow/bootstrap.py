@@ -16,6 +16,7 @@ from services.kit import db
 from services.kit.auth import TokenVerifier
 from services.kit.consumer import DurableConsumer
 from services.kit.messaging import NatsConnection
+from services.kit.metrics import Metrics
 from services.kit.migrate import upgrade
 from services.kit.outbox import OutboxRelay
 from services.kit.rpc.server import ServiceHost
@@ -57,6 +58,7 @@ class Workflow:
     scheduler: Scheduler
     host: ServiceHost
     deps: WorkflowDeps
+    metrics: Metrics
 
     async def start(self) -> int:
         if self.settings.migrate_on_start:
@@ -65,6 +67,8 @@ class Workflow:
         self.host.add_background("outbox-relay", self.relay.run(), stop=self.relay.stop)
         self.host.add_background("intake-events", self.consumer.run(), stop=self.consumer.stop)
         self.host.add_background("scheduler", self.scheduler.run(), stop=self.scheduler.stop)
+        self.metrics.serve(self.settings.grpc_host, self.settings.metrics_port)
+        self.host.on_close(self.metrics.close)
         self.host.on_close(self.engine.dispose)
         self.host.on_close(self.nats.close)
         return await self.host.start(self.settings.grpc_host, self.settings.grpc_port)
@@ -101,14 +105,22 @@ def bootstrap(settings: WorkflowSettings, *, clock: Clock | None = None, ids: Id
         clock=clock,
         ids=ids or UuidIds(),
     )
-    scheduler = Scheduler(deps, poll_seconds=settings.scheduler_poll_seconds, batch=settings.scheduler_batch)
+    metrics = Metrics("workflow")
+    lateness = metrics.histogram("timer_lateness_seconds", "How long after its due time a timer or SLA check ran")
+    started = metrics.counter("instances_started_total", "Process instances started (one per ticket)")
+    scheduler = Scheduler(
+        deps,
+        poll_seconds=settings.scheduler_poll_seconds,
+        batch=settings.scheduler_batch,
+        observe_lateness=lateness.observe,
+    )
     scheduler_ref.append(scheduler)
     consumer = DurableConsumer(
         nats,
         engine,
         durable="workflow-intake-events",
         filter_subjects=intake_events.SUBJECTS,
-        batch_handler=intake_events.handler(deps),
+        batch_handler=intake_events.handler(deps, on_started=started.inc),
         processed=tables.processed_events,
         dead_letters=tables.dead_letters,
     )
@@ -127,4 +139,4 @@ def bootstrap(settings: WorkflowSettings, *, clock: Clock | None = None, ids: Id
         probe=lambda: db.ping(engine),
     )
     workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(deps), host.server)
-    return Workflow(settings, engine, nats, relay, consumer, scheduler, host, deps)
+    return Workflow(settings, engine, nats, relay, consumer, scheduler, host, deps, metrics)

@@ -58,7 +58,9 @@ def _actor(event: events_pb2.Event) -> Actor:
     return Actor(event.actor.subject or "intake", event.actor.role or "system")
 
 
-def handler(deps: handlers.WorkflowDeps) -> Callable[[Sequence[events_pb2.Event]], Awaitable[None]]:
+def handler(
+    deps: handlers.WorkflowDeps, *, on_started: Callable[[int], None] = lambda count: None
+) -> Callable[[Sequence[events_pb2.Event]], Awaitable[None]]:
     """Handles what one fetch brought: every submission first, together (a ticket's later events
     always follow its submission), then the requester actions in order."""
 
@@ -69,7 +71,7 @@ def handler(deps: handlers.WorkflowDeps) -> Callable[[Sequence[events_pb2.Event]
             if e.type == "ticket.submitted"
         ]
         if starts:
-            await handlers.start_instances(deps, starts)
+            on_started(len(await handlers.start_instances(deps, starts)))
         for event in events:
             if event.type != "ticket.submitted":
                 await handle(event)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 
 from services.workflow.application import handlers
@@ -21,8 +22,16 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, deps: handlers.WorkflowDeps, *, poll_seconds: float, batch: int) -> None:
+    def __init__(
+        self,
+        deps: handlers.WorkflowDeps,
+        *,
+        poll_seconds: float,
+        batch: int,
+        observe_lateness: Callable[[float], None] = lambda seconds: None,
+    ) -> None:
         self._deps, self._poll, self._batch = deps, poll_seconds, batch
+        self._observe = observe_lateness
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._next: datetime | None = None
@@ -50,6 +59,8 @@ class Scheduler:
                 lateness = await handlers.wake_due(self._deps, self._batch)
                 self.woken += len(lateness)
                 self._lateness.extend(lateness)
+                for seconds in lateness:
+                    self._observe(seconds)
                 if lateness and max(lateness) > 1.0:
                     log.warning("scheduler: woke %d instances up to %.1fs late", len(lateness), max(lateness))
                 if len(lateness) == self._batch:
