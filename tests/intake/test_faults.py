@@ -193,8 +193,9 @@ async def test_sigkill_between_commit_and_publish_loses_nothing_and_duplicates_n
 
 
 async def test_sigterm_stops_promptly_and_publishes_what_was_accepted(
-    fresh_database_url: str, nats_url: str, service_process_factory: ServiceFactory
+    fresh_database_url: str, own_nats_server: NatsServer, service_process_factory: ServiceFactory
 ) -> None:
+    nats_url = own_nats_server.url  # its own stream: ticket numbers restart with each fresh database
     # A long grace: a shutdown that sat out the grace instead of stopping its workers would be
     # SIGKILLed by terminate() below and report -9.
     env = intake_env(
