@@ -76,7 +76,7 @@ class Workflow:
 
 def bootstrap(settings: WorkflowSettings, *, clock: Clock | None = None, ids: IdGenerator | None = None) -> Workflow:
     clock = clock or SystemClock()
-    engine_clock.use_clock(clock.now)  # the engine's timers see the service's time
+    previous_clock = engine_clock.use_clock(clock.now)  # the engine's timers see the service's time
     engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
     nats = NatsConnection(
         settings.nats_url,
@@ -139,4 +139,8 @@ def bootstrap(settings: WorkflowSettings, *, clock: Clock | None = None, ids: Id
         probe=lambda: db.ping(engine),
     )
     workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(deps), host.server)
+    async def restore_clock() -> None:
+        engine_clock.use_clock(previous_clock)
+
+    host.on_close(restore_clock)
     return Workflow(settings, engine, nats, relay, consumer, scheduler, host, deps, metrics)

@@ -25,11 +25,13 @@ class _EngineDatetime(datetime):
         return current.astimezone(tz) if tz is not None else current.astimezone().replace(tzinfo=None)
 
 
-def use_clock(now: Now) -> None:
-    """Make the engine's timers use `now` (a function returning an aware datetime)."""
+def use_clock(now: Now) -> Now:
+    """Make the engine's timers use `now` (a function returning an aware datetime); returns the
+    clock used until now, to put back when the service that installed this one stops."""
     global _now
-    _now = now
+    previous, _now = _now, now
     _timer_module.datetime = _EngineDatetime
+    return previous
 
 
 def engine_now() -> datetime:
