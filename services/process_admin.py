@@ -18,7 +18,8 @@ from services.kit.auth import mint_token
 from services.kit.settings import DEV_JWT_SECRET
 
 BUNDLE_SUFFIXES = (".bpmn", ".dmn", ".toml")
-NOT_BUNDLE = {"organisations.toml"}
+NOT_BUNDLE = {"organisations.toml"}  # intake's catalogue
+NOT_BUNDLE_FOLDERS = {"notify"}  # the notify service's rules and templates
 
 
 def bundle_files(folder: Path) -> list[workflow_pb2.BundleFile]:
@@ -28,7 +29,10 @@ def bundle_files(folder: Path) -> list[workflow_pb2.BundleFile]:
     return [
         workflow_pb2.BundleFile(path=path.relative_to(folder).as_posix(), content=path.read_bytes())
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.suffix in BUNDLE_SUFFIXES and path.name not in NOT_BUNDLE
+        if path.is_file()
+        and path.suffix in BUNDLE_SUFFIXES
+        and path.name not in NOT_BUNDLE
+        and not NOT_BUNDLE_FOLDERS.intersection(path.relative_to(folder).parts)
     ]
 
 
