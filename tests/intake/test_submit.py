@@ -56,3 +56,20 @@ async def test_request_id_reused_for_other_content_is_rejected(stub: intake_pb2_
         await stub.SubmitTicket(submission(request_id=rid, title="something else"), metadata=auth(token()))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "request_id" in err.value.details()
+
+
+async def test_a_ticket_is_linked_to_the_requesters_earlier_tickets(stub: intake_pb2_grpc.IntakeServiceStub) -> None:
+    requester = f"E{uuid.uuid4().hex[:8]}"
+    md = auth(token(roles=("integration",)))
+
+    async def submit_for(who: str) -> str:
+        response = await stub.SubmitTicket(submission(requester={"id": who, "name": "韩梅梅"}), metadata=md)
+        return response.ticket.ticket_number
+
+    first = await submit_for(requester)
+    await submit_for(f"X{uuid.uuid4().hex[:8]}")  # someone else's ticket is not linked
+    second = await submit_for(requester)
+    third = await stub.SubmitTicket(submission(requester={"id": requester, "name": "韩梅梅"}), metadata=md)
+    assert list(third.ticket.related_ticket_numbers) == [second, first], "newest first, only this requester's"
+    fetched = await stub.GetTicket(intake_pb2.GetTicketRequest(ticket_number=first), metadata=md)
+    assert list(fetched.related_ticket_numbers) == []

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, over, select
+from sqlalchemy import Row, and_, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -296,28 +296,25 @@ class SqlTicketRepository:
         return (_attachment(row), row.content) if row is not None else None
 
     async def recent_numbers_of(self, org: str, requester_ids: Collection[str], limit: int) -> dict[str, list[str]]:
+        """One index walk of `limit` rows per requester (not a ranking of all their tickets: an
+        integration submitting for one requester id gathers thousands)."""
         if not requester_ids:
             return {}
         c = t.tickets.c
-        newest_first = over(
-            func.row_number(),
-            partition_by=c.requester_id,
-            order_by=(c.submitted_at.desc(), c.ticket_number.desc()),
-        ).label("rank")
-        ranked = (
-            select(c.requester_id, c.ticket_number, c.submitted_at, newest_first)
-            .where(c.organization == org, c.requester_id.in_(list(requester_ids)))
+        newest = [
+            select(c.requester_id, c.ticket_number, c.submitted_at)
+            .where(c.organization == org, c.requester_id == requester_id)
+            .order_by(c.submitted_at.desc(), c.ticket_number.desc())
+            .limit(limit)
             .subquery()
-        )
-        rows = await self._conn.execute(
-            select(ranked.c.requester_id, ranked.c.ticket_number)
-            .where(ranked.c.rank <= limit)
-            .order_by(ranked.c.requester_id, ranked.c.rank)
-        )
-        found: dict[str, list[str]] = {}
-        for requester_id, number in rows:
-            found.setdefault(requester_id, []).append(number)
-        return found
+            for requester_id in sorted(set(requester_ids))
+        ]
+        per_requester = union_all(*(select(n.c.requester_id, n.c.ticket_number, n.c.submitted_at) for n in newest))
+        rows = await self._conn.execute(per_requester)
+        found: dict[str, list[tuple[Any, str]]] = {}
+        for requester_id, number, submitted_at in rows:
+            found.setdefault(requester_id, []).append((submitted_at, number))
+        return {r: [n for _, n in sorted(found[r], reverse=True)] for r in found}
 
     async def list(self, flt: TicketFilter, after: PageCursor | None, limit: int) -> list[Ticket]:
         c = t.tickets.c
