@@ -223,15 +223,15 @@ def four_eyes(error: grpc.aio.AioRpcError) -> bool:
 P2_FUNCTION_FAILURE = {"problem_type": "software_function", "impact_scope": "single_user", "urgency": "medium"}
 CHANGE = {
     "change_type": "configuration",
-    "change_steps": "1. snapshot 2. raise the pool size 3. restart the report service",
-    "risk_assessment": "Report service down for a minute",
+    "steps": "Snapshot the database\nRaise the pool size\nRestart the report service",
+    "risk": "Report service down for a minute",
     "risk_level": "medium",
     "backup_plan": "DB snapshot",
     "rollback_plan": "Restore the previous configuration",
 }
 OPERATION = {
     "operation_type": "data_modification",
-    "operation_description": "UPDATE invoices SET total = net + tax WHERE month = '2026-02'",
+    "operation": "UPDATE invoices SET total = net + tax WHERE month = '2026-02'",
     "operation_result": "42 rows",
 }
 
@@ -276,16 +276,18 @@ async def verify_internally(desk: Desk, who: Metadata = AGENT) -> None:
     )
 
 
+ESCALATION_FORM = {
+    "problem_description": "Totals wrong in every March report",
+    "impact": "Finance cannot close the month",
+    "solutions_tried": "Cleared the cache: no change\nRe-ran the job: same totals",
+    "reason": "Needs a code fix",
+    "suggested_team": "development",
+}
+
+
 async def escalate_by_form(desk: Desk) -> None:
     await diagnose(desk, escalate=True)
-    await desk.complete(
-        "Task_FileEscalationForm",
-        AGENT,
-        problem_description="Totals wrong in every March report; finance blocked",
-        solutions_tried="Cleared the cache: no change\nRe-ran the job: same totals",
-        escalation_reason="Needs a code fix",
-        suggested_team="development",
-    )
+    await desk.complete("Task_FileEscalationForm", AGENT, **ESCALATION_FORM)
 
 
 async def tier2_takes_over(desk: Desk) -> None:
@@ -323,6 +325,19 @@ async def test_p0_gets_emergency_contact_and_progress_reports_every_30_minutes_u
     assert utc(assign_clock.due_at) == shanghai(2, 9, 15), "P0: assigned within 15 minutes of submission"
     [classified] = await until(lambda: desk.events("ticket.classified"), bool)
     assert classified.ticket_classified.priority == types_pb2.PRIORITY_P0
+    routed = classified.ticket_classified
+    assert (routed.team, routed.category, list(routed.candidate_groups), routed.calendar) == (
+        "运维团队 Operations",
+        "incident",
+        ["operations"],
+        "24x7",
+    )
+    assert {k: routed.sla_targets[k] for k in ("assign", "respond", "resolve", "contact")} == {
+        "assign": "PT15M",
+        "respond": "PT30M",
+        "resolve": "PT4H",
+        "contact": "PT15M",
+    }
     assert [r.rule_id for r in classified.ticket_classified.matched_rules] == [
         "Rule_Priority_BusinessInterrupted",
         "Rule_Routing_SystemFailure",
@@ -369,12 +384,16 @@ async def test_p0_gets_emergency_contact_and_progress_reports_every_30_minutes_u
     for reports in (2, 3):
         desk.advance(timedelta(minutes=30) + JUST_AFTER)
         assert len(await until(lambda: desk.events("ticket.progress_due"), lambda e, n=reports: len(e) == n)) == reports
-    reported = [utc(e.occurred_at) for e in await desk.events("ticket.progress_due")]
+    progress = await desk.events("ticket.progress_due")
+    reported = [utc(e.occurred_at) for e in progress]
     assert reported == [
         shanghai(2, 9, 35) + JUST_AFTER,
         shanghai(2, 10, 5) + 2 * JUST_AFTER,
         shanghai(2, 10, 35) + 3 * JUST_AFTER,
     ]
+    # Numbered across diagnosis and implementation; each says the next one is due 30 minutes later.
+    assert [e.ticket_progress_due.sequence for e in progress] == [1, 2, 3]
+    assert [utc(e.ticket_progress_due.due_at) for e in progress] == [at + timedelta(minutes=30) for at in reported]
     await implement(desk, OPS)
     await verify_internally(desk, AGENT)  # a second pair of hands confirms the fix in staging
     await desk.told(
@@ -391,6 +410,14 @@ async def test_p0_gets_emergency_contact_and_progress_reports_every_30_minutes_u
             "task.created:Task_VerifyInternally",
             "ticket.resolved",
         ]
+    )
+    [resolved] = await desk.events("ticket.resolved")
+    notice = resolved.ticket_resolved
+    assert (notice.resolved_by, notice.cause, notice.measures, notice.summary) == (
+        "ops-1",  # who implemented the fix; agent-1 only verified it
+        "Refunds were not subtracted",
+        "Query corrected, regression test added",
+        "Fix the totals query",
     )
     waiting = await desk.instance()
     assert "Event_WaitVerification" in [s.element_id for s in waiting.active_steps]
@@ -423,6 +450,8 @@ async def test_p0_gets_emergency_contact_and_progress_reports_every_30_minutes_u
             "ticket.closed",
         ]
     )
+    [closing] = await desk.events("ticket.closed")
+    assert (closing.ticket_closed.outcome, closing.ticket_closed.rating) == ("completed", types_pb2.RATING_SATISFIED)
     assert {c.name: c.state for c in closed.sla_clocks} == {
         "assign": pb.SLA_CLOCK_STATE_MET,
         "contact": pb.SLA_CLOCK_STATE_MET,
@@ -450,10 +479,15 @@ async def test_incomplete_information_is_supplemented_before_assignment(desk: De
     await desk.told(["ticket.classified", "ticket.info_requested", "task.created:Task_ObtainMissingInfo"])
     [asked] = await desk.events("ticket.info_requested")
     assert list(asked.ticket_info_requested.missing_info) == ["environment.software_version"]
+    assert asked.ticket_info_requested.reminder is False
+    assert utc(asked.ticket_info_requested.remind_at) == shanghai(2, 10, 0), "a reminder after 1 working hour"
 
     # Nothing after one working hour: the request goes out again; the task stays.
     desk.advance(timedelta(minutes=61))
-    await until(lambda: desk.events("ticket.info_requested"), lambda e: len(e) == 2)
+    [_, reminded] = await until(lambda: desk.events("ticket.info_requested"), lambda e: len(e) == 2)
+    assert reminded.ticket_info_requested.reminder is True
+    assert not reminded.ticket_info_requested.HasField("remind_at"), "no further reminder"
+    assert list(reminded.ticket_info_requested.missing_info) == ["environment.software_version"]
     assert await desk.open_elements() == ["Task_ObtainMissingInfo"]
 
     # 10:01 the requester supplies the version through the portal: assignment opens, its clock runs.
@@ -521,6 +555,10 @@ async def test_assignment_clock_breach_escalates_to_the_team_lead(desk: Desk) ->
     assert [t.task_id for t in await desk.tasks(*OPEN_STATES, group="team_lead")] == [still.task_id]
     [escalated] = await desk.events("ticket.escalated")
     assert (escalated.actor.subject, escalated.actor.role) == ("workflow", "system"), "escalated automatically"
+    alert = escalated.ticket_escalated
+    assert (alert.from_tier, alert.to_tier, alert.automatic) == ("tier1", "team_lead", True)
+    assert alert.reason == "Not assigned within the assignment target (SOP 5)"
+    assert not alert.HasField("respond_by")
 
     desk.advance(timedelta(minutes=5))
     await assign(desk, LEAD, handler="agent-1")
@@ -537,36 +575,33 @@ async def test_tier1_escalates_to_tier2_with_the_escalation_form(desk: Desk) -> 
     await diagnose(desk, escalate=True)
     form = await desk.open_task("Task_FileEscalationForm")
     assert (form.assignee, list(form.candidate_groups)) == ("agent-1", ["tier1"])
-    assert {f.id for f in form.form if f.required} == {
-        "problem_description",
-        "solutions_tried",
-        "escalation_reason",
-        "suggested_team",
-    }
+    assert {f.id for f in form.form if f.required} == set(ESCALATION_FORM)
     incomplete = await desk.refused(
         "Task_FileEscalationForm", AGENT, problem_description="Totals wrong", suggested_team="accounting"
     )
     assert incomplete.code() == grpc.StatusCode.INVALID_ARGUMENT
-    for problem in ("variables.solutions_tried", "variables.escalation_reason", "variables.suggested_team"):
+    for problem in ("variables.impact", "variables.solutions_tried", "variables.reason", "variables.suggested_team"):
         assert problem in (incomplete.details() or "")
     assert await desk.events("ticket.escalated") == []
 
     desk.advance(timedelta(minutes=30))  # 09:30
-    await desk.complete(
-        "Task_FileEscalationForm",
-        AGENT,
-        problem_description="Totals wrong in every March report; finance blocked",
-        solutions_tried="Cleared the cache: no change\nRe-ran the job: same totals",
-        escalation_reason="Needs a code fix",
-        suggested_team="development",
-    )
+    await desk.complete("Task_FileEscalationForm", AGENT, **ESCALATION_FORM)
     [escalated] = await until(lambda: desk.events("ticket.escalated"), bool)
-    assert escalated.ticket_escalated.form.problem_description.startswith("Totals wrong")
-    assert list(escalated.ticket_escalated.form.solutions_tried) == [
-        "Cleared the cache: no change",
-        "Re-ran the job: same totals",
-    ]
-    assert escalated.ticket_escalated.form.suggested_team == "development"
+    notice = escalated.ticket_escalated
+    assert (notice.from_tier, notice.to_tier, notice.automatic, notice.reason) == (
+        "tier1",
+        "tier2",
+        False,
+        "Needs a code fix",
+    )
+    assert (notice.form.problem_description, notice.form.impact, notice.form.reason, notice.form.suggested_team) == (
+        "Totals wrong in every March report",
+        "Finance cannot close the month",
+        "Needs a code fix",
+        "development",
+    )
+    assert list(notice.form.solutions_tried) == ["Cleared the cache: no change", "Re-ran the job: same totals"]
+    assert utc(notice.respond_by) == shanghai(2, 10, 30), "the tier2 clock's due time"
     respond = await desk.open_task("Task_Tier2Respond")
     assert (respond.state, list(respond.candidate_groups)) == (pb.TASK_STATE_OPEN, ["tier2"])
     tier2_clock = await desk.sla("tier2")
@@ -656,23 +691,44 @@ async def test_change_approval_rejected_then_approved(desk: Desk) -> None:
     await plan(desk, production_change=True)
     planning = await desk.open_task("Task_PlanChange")
     assert planning.assignee == "agent-1"
-    no_rollback = await desk.refused("Task_PlanChange", AGENT, **{**CHANGE, "rollback_plan": ""}, major_change=False)
+    no_rollback = await desk.refused("Task_PlanChange", AGENT, **{**CHANGE, "rollback_plan": ""}, major=False)
     assert no_rollback.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "variables.rollback_plan" in (no_rollback.details() or "")
-    await desk.complete("Task_PlanChange", AGENT, **CHANGE, major_change=False)
+    await desk.complete("Task_PlanChange", AGENT, **CHANGE, major=False)
 
     approve = await desk.open_task("Task_ApproveChange")
     assert list(approve.candidate_groups) == ["change_manager"]
     assert list(approve.excluded_subjects) == ["agent-1"]
-    own = await desk.refused("Task_ApproveChange", AGENT_AS_APPROVER, change_decision="approved")
+    [requested] = await until(lambda: desk.events("change.approval_requested"), bool)
+    request = requested.change_approval_requested
+    assert (request.author, request.round) == ("agent-1", 1)
+    assert (request.plan.summary, list(request.plan.steps)) == (
+        "Fix the totals query",
+        ["Snapshot the database", "Raise the pool size", "Restart the report service"],
+    )
+    assert (request.plan.risk, request.plan.backup_plan, request.plan.rollback_plan, request.plan.major) == (
+        "Report service down for a minute",
+        "DB snapshot",
+        "Restore the previous configuration",
+        False,
+    )
+    own = await desk.refused("Task_ApproveChange", AGENT_AS_APPROVER, approved=True)
     assert four_eyes(own), own.details()
-    await desk.complete("Task_ApproveChange", CHANGE_MANAGER, change_decision="rejected", approval_comment="No test")
+    await desk.complete("Task_ApproveChange", CHANGE_MANAGER, approved=False, comment="No test")
+    [rejected] = await until(lambda: desk.events("change.decided"), bool)
+    assert (rejected.change_decided.approved, rejected.change_decided.approver) == (False, "cm-1")
+    assert (rejected.change_decided.comment, rejected.change_decided.round) == ("No test", 1)
 
     assert (await desk.open_task("Task_PlanChange")).assignee == "agent-1", "back to the author for rework"
-    await desk.complete("Task_PlanChange", AGENT, **CHANGE, major_change=False, planned_window="Mon 09:00-09:05")
-    own_again = await desk.refused("Task_ApproveChange", AGENT_AS_APPROVER, change_decision="approved")
+    await desk.complete("Task_PlanChange", AGENT, **CHANGE, major=False, planned_window="Mon 09:00-09:05")
+    own_again = await desk.refused("Task_ApproveChange", AGENT_AS_APPROVER, approved=True)
     assert four_eyes(own_again)
-    await desk.complete("Task_ApproveChange", CHANGE_MANAGER, change_decision="approved")
+    await desk.complete("Task_ApproveChange", CHANGE_MANAGER, approved=True)
+    [_, approved] = await until(lambda: desk.events("change.decided"), lambda e: len(e) == 2)
+    assert (approved.change_decided.approved, approved.change_decided.approver) == (True, "cm-1")
+    assert (approved.change_decided.comment, approved.change_decided.round) == ("", 2), "no stale comment"
+    requests = await until(lambda: desk.events("change.approval_requested"), lambda e: len(e) == 2)
+    assert [e.change_approval_requested.round for e in requests] == [1, 2]
 
     # The requester confirms the plan: the resolve clock waits for them.
     await desk.open_task("Task_ConfirmPlanWithRequester")
@@ -706,10 +762,7 @@ async def test_change_approval_rejected_then_approved(desk: Desk) -> None:
     )
     decisions = [e.task_completed for e in await desk.events("task.completed")]
     approvals = [d for d in decisions if d.element_id == "Task_ApproveChange"]
-    assert [(d.completed_by, d.variables["change_decision"]) for d in approvals] == [
-        ("cm-1", "rejected"),
-        ("cm-1", "approved"),
-    ]
+    assert [(d.completed_by, d.variables["approved"]) for d in approvals] == [("cm-1", False), ("cm-1", True)]
     assert await desk.done_by() == [
         ("Task_AssignTicket", "dev-1"),
         ("Task_Diagnose", "agent-1"),
@@ -737,18 +790,21 @@ async def test_dual_review_is_refused_to_the_performer_and_done_by_another(desk:
     with pytest.raises(grpc.aio.AioRpcError) as claim_own:
         await desk.stub.ClaimTask(pb.ClaimTaskRequest(task_id=review.task_id), metadata=AGENT_AS_APPROVER)
     assert four_eyes(claim_own.value), claim_own.value.details()
-    own = await desk.refused("Task_ReviewKeyOperation", AGENT_AS_APPROVER, review_decision="confirmed")
+    own = await desk.refused("Task_ReviewKeyOperation", AGENT_AS_APPROVER, approved=True)
     assert four_eyes(own)
     assert "agent-1" in (own.details() or "")
+    [requested] = await until(lambda: desk.events("review.requested"), bool)
+    assert (requested.review_requested.operation, requested.review_requested.performer) == (
+        OPERATION["operation"],
+        "agent-1",
+    )
 
     # The reviewer sends it back once; the operation is redone and then confirmed.
-    await desk.complete(
-        "Task_ReviewKeyOperation", REVIEWER, review_decision="refused", review_comment="WHERE clause too wide"
-    )
+    await desk.complete("Task_ReviewKeyOperation", REVIEWER, approved=False, comment="WHERE clause too wide")
     assert (await desk.open_task("Task_PerformKeyOperation")).assignee == "agent-1"
     await desk.complete("Task_PerformKeyOperation", AGENT, **{**OPERATION, "operation_result": "12 rows"})
-    assert four_eyes(await desk.refused("Task_ReviewKeyOperation", AGENT_AS_APPROVER, review_decision="confirmed"))
-    await desk.complete("Task_ReviewKeyOperation", REVIEWER, review_decision="confirmed")
+    assert four_eyes(await desk.refused("Task_ReviewKeyOperation", AGENT_AS_APPROVER, approved=True))
+    await desk.complete("Task_ReviewKeyOperation", REVIEWER, approved=True)
     verify = await desk.open_task("Task_VerifyInternally")
     assert list(verify.candidate_groups) == ["tier1", "tier2"]
     await desk.told(
@@ -773,6 +829,11 @@ async def test_dual_review_is_refused_to_the_performer_and_done_by_another(desk:
         ("Task_ReviewKeyOperation", "reviewer-1"),
         ("Task_PerformKeyOperation", "agent-1"),
         ("Task_ReviewKeyOperation", "reviewer-1"),
+    ]
+    decided = [e.review_decided for e in await until(lambda: desk.events("review.decided"), lambda e: len(e) == 2)]
+    assert [(d.approved, d.reviewer, d.comment) for d in decided] == [
+        (False, "reviewer-1", "WHERE clause too wide"),
+        (True, "reviewer-1", ""),
     ]
 
 
@@ -848,8 +909,12 @@ async def test_dissatisfied_rating_requires_a_revisit(desk: Desk) -> None:
     await verify_internally(desk)
     await until(lambda: desk.events("ticket.resolved"), bool)
     await desk.requester(events_pb2.TicketVerified(accepted=True))
-    await until(lambda: desk.events("ticket.survey_requested"), bool)
+    [survey] = await until(lambda: desk.events("ticket.survey_requested"), bool)
+    # 3 working days from Monday 09:00: until Wednesday's close (as the rating timeout)
+    assert utc(survey.ticket_survey_requested.respond_by) == shanghai(4, 18, 0)
     await desk.requester(events_pb2.TicketRated(rating=types_pb2.RATING_DISSATISFIED, comment="Took too long"))
+    [revisit_required] = await until(lambda: desk.events("ticket.revisit_required"), bool)
+    assert revisit_required.ticket_revisit_required.rating_comment == "Took too long"
 
     revisit = await desk.open_task("Task_Revisit")
     assert (revisit.state, list(revisit.candidate_groups)) == (pb.TASK_STATE_OPEN, ["tier1", "team_lead"])
@@ -857,6 +922,7 @@ async def test_dissatisfied_rating_requires_a_revisit(desk: Desk) -> None:
     revisit_clock = await desk.sla("revisit")
     assert revisit_clock.state == pb.SLA_CLOCK_STATE_RUNNING
     assert utc(revisit_clock.due_at) == shanghai(3, 14, 0), "12 working hours from Monday 09:00"
+    assert utc(revisit_required.ticket_revisit_required.due_at) == utc(revisit_clock.due_at)
     no_outcome = await desk.refused("Task_Revisit", AGENT_2, revisit_notes="Called")
     assert no_outcome.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "variables.revisit_outcome" in (no_outcome.details() or "")
@@ -887,7 +953,7 @@ async def test_dissatisfied_rating_requires_a_revisit(desk: Desk) -> None:
         ]
     )
     [closed] = await desk.events("ticket.closed")
-    assert closed.ticket_closed.rating == types_pb2.RATING_DISSATISFIED
+    assert (closed.ticket_closed.outcome, closed.ticket_closed.rating) == ("completed", types_pb2.RATING_DISSATISFIED)
     assert (await desk.done_by())[-2:] == [("Task_Revisit", "agent-2"), ("Task_CloseTicket", "agent-1")]
 
 
