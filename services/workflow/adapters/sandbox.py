@@ -66,6 +66,8 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from services.workflow.adapters.engine.clock import engine_now
+
 SANDBOX_FILENAME: Final = "<diagram>"
 DEFAULT_STEP_TIME_LIMIT: Final = 1.0
 MAX_SEQUENCE_LENGTH: Final = 1_000_000
@@ -400,7 +402,8 @@ def _range(*args: int) -> range:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    """The service's time (the engine clock timers use), so scripts and timers agree."""
+    return engine_now()
 
 
 def _parse_datetime(text: str) -> datetime:
