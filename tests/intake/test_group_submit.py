@@ -28,8 +28,18 @@ async def test_a_burst_with_retries_and_one_reused_request_id(
     calls = [stub.SubmitTicket(r, metadata=md, timeout=30) for r in [*requests, *retried, reused]]
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
 
-    first, again, misuse = outcomes[:40], outcomes[40:50], outcomes[50]
-    assert all(isinstance(o, intake_pb2.SubmitTicketResponse) for o in first + again), outcomes
+    first, again = list(outcomes[:40]), outcomes[40:50]
+    # requests[10] and `reused` race for one request id: whichever the service saw first is stored,
+    # the other is refused — naming request_id — and nothing else is disturbed by it.
+    contested = [first[10], outcomes[50]]
+    [winner] = [o for o in contested if isinstance(o, intake_pb2.SubmitTicketResponse)]
+    [loser] = [o for o in contested if not isinstance(o, intake_pb2.SubmitTicketResponse)]
+    assert isinstance(loser, grpc.aio.AioRpcError)
+    assert loser.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request_id" in (loser.details() or "")
+    first[10] = winner
+    errors = [o for o in first + list(again) if not isinstance(o, intake_pb2.SubmitTicketResponse)]
+    assert not errors, errors
     numbers = [o.ticket.ticket_number for o in first]  # type: ignore[union-attr]
     assert len(set(numbers)) == 40
     serials = sorted(int(NUMBER.match(n)["serial"]) for n in numbers)  # type: ignore[index]
@@ -37,11 +47,9 @@ async def test_a_burst_with_retries_and_one_reused_request_id(
     for original, retry in zip(first[:10], again, strict=True):
         assert retry.ticket.ticket_number == original.ticket.ticket_number  # type: ignore[union-attr]
         assert {retry.replayed, original.replayed} == {True, False}  # type: ignore[union-attr]
-    assert [o.ticket.title for o in first] == [f"burst ticket {i}" for i in range(40)]  # type: ignore[union-attr]
-    # The reused id is refused, and nothing else was disturbed by it.
-    assert isinstance(misuse, grpc.aio.AioRpcError)
-    assert misuse.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "request_id" in (misuse.details() or "")
+    titles = [o.ticket.title for o in first]  # type: ignore[union-attr]
+    assert titles[:10] + titles[11:] == [f"burst ticket {i}" for i in range(40) if i != 10]
+    assert titles[10] in ("burst ticket 10", "a different ticket under a used id")
 
     batches = intake.deps.submissions.batches - batches_before  # type: ignore[attr-defined]
     assert batches < 25, f"51 concurrent submissions took {batches} transactions"
