@@ -139,6 +139,7 @@ def bootstrap(settings: WorkflowSettings, *, clock: Clock | None = None, ids: Id
         probe=lambda: db.ping(engine),
     )
     workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(deps), host.server)
+
     async def restore_clock() -> None:
         engine_clock.use_clock(previous_clock)
 
