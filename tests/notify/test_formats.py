@@ -21,6 +21,7 @@ from services.notify.adapters.formats import (
     email_message,
     generic_json,
     robot_error,
+    signed_request,
     text_to_markdown,
     thread_root_id,
     webhook_request,
@@ -82,6 +83,7 @@ def test_an_email_has_the_sop_subject_encoded_and_text_and_html_alternatives() -
     assert back["Date"] == "Fri, 27 Oct 2023 02:00:00 +0000"
     assert back["Auto-Submitted"] == "auto-generated"
     assert back["X-Supportflow-Ticket"] == NUMBER
+    assert back["Content-Language"] == "zh-CN"
     assert back.get_content_type() == "multipart/alternative"
     text, html = back.iter_parts()
     assert (text.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
@@ -215,6 +217,24 @@ def test_a_planned_webhook_notice_is_built_for_its_robot_kind() -> None:
         "ticket.classified",
         NUMBER,
         SUBJECT,
+    )
+
+
+@pytest.mark.parametrize("kind", ["dingtalk", "wecom", "generic"])
+def test_a_stored_body_signed_later_is_the_request_built_at_that_time(kind: str) -> None:
+    cfg = shipped()
+    event = classified(types_pb2.PRIORITY_P0)
+    ctx = apply(apply(None, submitted()), event)
+    robot = plan(event, ctx, cfg.rules, cfg.directory)[-1]
+    assert robot.webhook is not None
+    robot = replace(robot, webhook=replace(robot.webhook, kind=kind))
+    message = render(cfg.templates, robot.template, robot.locale, robot.variables)
+    stored = webhook_request(robot, message, url="", now=NOW).body  # what notify keeps with the notice
+    later = datetime(2023, 10, 27, 5, 0, tzinfo=UTC)  # a retry hours later signs afresh
+    secret = "" if kind == "wecom" else "SEC123"
+    url = "https://robot.example/send?access_token=t"
+    assert signed_request(kind, url, stored, secret=secret, now=later) == webhook_request(
+        robot, message, url=url, secret=secret, now=later
     )
 
 

@@ -12,11 +12,11 @@ from supportflow.common.v1 import types_pb2
 from supportflow.events.v1 import events_pb2 as ev
 
 from services.kit.events import new_event
+from services.notify.adapters.event_codec import decode
 from services.notify.domain.event import TicketEvent
 from services.notify.domain.planning import facts, notice_key, plan
 from services.notify.domain.ticket_context import TicketContext, apply
 from services.notify.domain.variables import FIELDS, TEMPLATE_VARIABLES
-from tests.notify.proto_events import decode
 from tests.notify.story import AGENT, LEAD, NUMBER, T0, TITLE, classified, envelope, lifecycle, shipped, submitted
 
 

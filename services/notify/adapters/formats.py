@@ -90,9 +90,10 @@ def email_message(
     # RFC 3834: no out-of-office replies to machine mail, and no loops with them.
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Supportflow-Ticket"] = ticket_number
-    msg["Content-Language"] = message.locale
     msg.set_content(message.text, subtype="plain", charset="utf-8")
     msg.add_alternative(message.html, subtype="html", charset="utf-8")
+    # After the content: set_content drops every Content-* header set before it.
+    msg["Content-Language"] = message.locale
     return msg
 
 
@@ -151,15 +152,19 @@ def generic_json(url: str, payload: dict[str, Any], *, secret: str = "", now: da
     `X-Supportflow-Signature: sha256=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>`; the
     receiver recomputes it and rejects old timestamps (replays)."""
     body = _json(payload)
+    return WebhookRequest(url, _generic_headers(body, str(payload.get("notice_key", "")), secret, now), body)
+
+
+def _generic_headers(body: bytes, notice_key: str, secret: str, now: datetime) -> dict[str, str]:
     headers = {"Content-Type": "application/json; charset=utf-8"}
-    if "notice_key" in payload:
-        headers["Idempotency-Key"] = str(payload["notice_key"])
+    if notice_key:
+        headers["Idempotency-Key"] = notice_key
     if secret:
         timestamp = str(int(now.timestamp()))
         digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         headers[TIMESTAMP_HEADER] = timestamp
         headers[SIGNATURE_HEADER] = f"sha256={digest}"
-    return WebhookRequest(url, headers, body)
+    return headers
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
@@ -172,16 +177,37 @@ def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
 def dingtalk_markdown(url: str, message: RenderedMessage, *, secret: str = "", now: datetime) -> WebhookRequest:
     text = _truncate_chars(text_to_markdown(message.subject, message.text), DINGTALK_MAX_CHARS)
     body = _json({"msgtype": "markdown", "markdown": {"title": message.subject, "text": text}})
-    if secret:
-        timestamp = int(now.timestamp() * 1000)
-        url = f"{url}{'&' if '?' in url else '?'}timestamp={timestamp}&sign={dingtalk_sign(secret, timestamp)}"
-    return WebhookRequest(url, {"Content-Type": "application/json; charset=utf-8"}, body)
+    return WebhookRequest(_dingtalk_url(url, secret, now), {"Content-Type": "application/json; charset=utf-8"}, body)
+
+
+def _dingtalk_url(url: str, secret: str, now: datetime) -> str:
+    if not secret:
+        return url
+    timestamp = int(now.timestamp() * 1000)
+    return f"{url}{'&' if '?' in url else '?'}timestamp={timestamp}&sign={dingtalk_sign(secret, timestamp)}"
 
 
 def wecom_markdown(url: str, message: RenderedMessage) -> WebhookRequest:
     content = _truncate_bytes(text_to_markdown(message.subject, message.text), WECOM_MAX_BYTES)
     body = _json({"msgtype": "markdown", "markdown": {"content": content}})
     return WebhookRequest(url, {"Content-Type": "application/json; charset=utf-8"}, body)
+
+
+def signed_request(kind: str, url: str, body: bytes, *, secret: str = "", now: datetime) -> WebhookRequest:
+    """The request for a body built earlier by `webhook_request` (stored with the notice), signed
+    at `now`: each attempt signs afresh, because DingTalk refuses a timestamp over an hour old and
+    generic receivers reject old ones as replays. Same result as `webhook_request` at that time."""
+    if kind == "dingtalk":
+        return WebhookRequest(
+            _dingtalk_url(url, secret, now), {"Content-Type": "application/json; charset=utf-8"}, body
+        )
+    if kind == "wecom":
+        return WebhookRequest(url, {"Content-Type": "application/json; charset=utf-8"}, body)
+    try:
+        notice_key = json.loads(body).get("notice_key", "")
+    except (ValueError, AttributeError):
+        notice_key = ""
+    return WebhookRequest(url, _generic_headers(body, str(notice_key), secret, now), body)
 
 
 def robot_error(kind: str, status: int, body: bytes) -> str | None:

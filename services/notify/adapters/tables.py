@@ -22,11 +22,13 @@ from services.kit.consumer import dead_letters_table, processed_events_table
 metadata = MetaData()
 
 #: What notify knows about each ticket (ticket_context.TicketContext), kept from the events.
+#: Keyed by organisation too: ticket numbers are counted per organisation and day, so two
+#: organisations have a TS20261122000001 each.
 tickets = Table(
     "notify_tickets",
     metadata,
+    Column("organization", String(64), primary_key=True),
     Column("ticket_number", String(32), primary_key=True),
-    Column("organization", String(64), nullable=False),
     Column("context", JSON, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

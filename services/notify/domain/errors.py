@@ -3,7 +3,11 @@
 NotifyError
 ├── RulesError          a rules, directory or template file was rejected; lists every problem
 │   └── TemplateSetError  the template files in particular (syntax, unknown variables, names)
-└── TemplateError       one template failed while rendering (names file and line)
+├── TemplateError       one template failed while rendering (names file and line)
+├── InvalidRequest      a malformed ListNotifications / RetryNotification request (field violations)
+├── NotificationNotFound  no such notification in the caller's organisation
+├── NotAllowed          the caller's roles do not allow it
+└── NotRetryable        RetryNotification on a notification that is sent, pending, or cannot be built
 """
 
 from __future__ import annotations
@@ -63,3 +67,19 @@ class TemplateError(NotifyError):
         self.reason = reason
         where = f"{file}, line {line}" if line else file
         super().__init__(f"{where}: {reason}")
+
+
+class InvalidRequest(NotifyError, kit.InvalidArgument):
+    """Malformed input; names each offending field."""
+
+
+class NotificationNotFound(NotifyError, kit.NotFound):
+    pass
+
+
+class NotAllowed(NotifyError, kit.PermissionDenied):
+    pass
+
+
+class NotRetryable(NotifyError, kit.FailedPrecondition):
+    pass

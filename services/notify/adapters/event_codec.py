@@ -1,11 +1,11 @@
 """`supportflow.events.v1.Event` → `TicketEvent`, following the payload convention in
-services/notify/domain/event.py. The service's consumer needs exactly this (it belongs in
-services/notify/adapters/ when the service is wired); the tests use it so that every event they
-plan and render is a real envelope built by the kit, with real proto field names."""
+services/notify/domain/event.py: every payload field present under its proto name, timestamps as
+aware UTC datetimes, Priority as "P0"…"P3", Rating as "satisfied"…, nested messages as dicts.
+The consumer decodes each event with it; the tests build their events through it too."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -66,7 +66,3 @@ def _scalar_or_message(value: Any, f: Any) -> Any:
             return ""
         return code if enum.full_name.endswith("Priority") else code.lower()
     return value
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

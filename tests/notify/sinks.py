@@ -1,0 +1,158 @@
+"""The far ends of notify's channels, real servers in this process: an SMTP server (aiosmtpd) that
+keeps what it receives, and an HTTP server for webhooks that can be told to fail, answer like a
+DingTalk robot refusing a message, or hang until released."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiosmtpd.controller import Controller
+
+from tests.support.processes import free_port
+
+DEADLINE = 10.0
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        msg = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+
+class _SmtpHandler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
+        if self.sink.refuse_next > 0:
+            self.sink.refuse_next -= 1
+            return "450 4.2.0 mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.sink.received.append(
+            Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.original_content))
+        )
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    """An SMTP server on a free port of 127.0.0.1 that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.refuse_next = 0
+        self.port = free_port()
+        self._controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def for_ticket(self, number: str) -> list[EmailMessage]:
+        return [m for m in (r.message for r in list(self.received)) if m["X-Supportflow-Ticket"] == number]
+
+    async def wait_for(self, number: str, count: int, within: float = DEADLINE) -> list[EmailMessage]:
+        deadline = time.monotonic() + within
+        while True:
+            found = self.for_ticket(number)
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+OK_ANSWER = (200, b'{"errcode":0,"errmsg":"ok"}')
+
+
+class HttpSink:
+    """An HTTP server on a free port of 127.0.0.1. Answers each POST with the next scripted
+    (status, body), else 200 and a robot's "ok"; while `gate` is cleared, requests wait for it."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.script: deque[tuple[int, bytes]] = deque()
+        self.always: tuple[int, bytes] | None = None
+        self.gate = threading.Event()
+        self.gate.set()
+        self.waiting = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                parts = urlsplit(self.path)
+                sink.requests.append(Request(parts.path, parse_qs(parts.query), dict(self.headers.items()), body))
+                sink.waiting += 1
+                sink.gate.wait(timeout=30)
+                sink.waiting -= 1
+                status, answer = sink.script.popleft() if sink.script else (sink.always or OK_ANSWER)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the caller gave up waiting (a timeout test)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http-sink", daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.gate.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def to(self, path: str) -> list[Request]:
+        return [r for r in list(self.requests) if r.path == path]
+
+    async def wait_for(self, path: str, count: int, within: float = DEADLINE) -> list[Request]:
+        deadline = time.monotonic() + within
+        while True:
+            found = self.to(path)
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.02)

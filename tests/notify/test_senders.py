@@ -1,0 +1,158 @@
+"""The senders against real servers: an e-mail arrives as stored, from the address of its From:
+header; a webhook call is signed at the moment it is made; and every failure — a refused
+recipient, a server that is not there, an HTTP error, a robot's errcode, a receiver that does not
+answer in time — becomes a reason an operator can act on, without the robot's credentials in it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from services.notify.adapters.config_files import Endpoint
+from services.notify.adapters.senders import SmtpSender, WebhookSender
+from services.notify.application.ports import DeliveryFailed, Outgoing
+from tests.notify.sinks import HttpSink, SmtpSink
+from tests.support.processes import free_port
+
+NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+MAIL = (
+    "From: =?utf-8?b?5oqA5pyv5pSv5oyB?= <support@acme.example>\r\n"
+    "To: li.lei@acme.example\r\n"
+    "Subject: receipt\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: 8bit\r\n"
+    "\r\n"
+    "您好，您的服务单已受理。\r\n"
+    ".a line starting with a dot\r\n"
+).encode()
+BODY = b'{"notice_key":"k1","subject":"s","text":"t"}'
+
+
+def outgoing(channel: str = "email", *, recipient: str = "li.lei@acme.example", payload: bytes = MAIL) -> Outgoing:
+    return Outgoing(
+        notification_id="n1",
+        notice_key="k1",
+        organization="acme",
+        ticket_number="TS20260302000001",
+        event_type="ticket.classified",
+        channel=channel,  # type: ignore[arg-type]
+        recipient=recipient,
+        webhook="hook" if channel == "webhook" else None,
+        payload=payload,
+        attempts=0,
+        last_error="",
+    )
+
+
+class Clock:
+    def now(self) -> datetime:
+        return NOW
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def http() -> Iterator[HttpSink]:
+    sink = HttpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+async def test_an_email_arrives_as_stored(smtp: SmtpSink) -> None:
+    sender = SmtpSender(host="127.0.0.1", port=smtp.port, timeout_seconds=5)
+    await sender.send(outgoing())
+    (received,) = smtp.received
+    assert received.mail_from == "support@acme.example"
+    assert received.rcpt_tos == ("li.lei@acme.example",)
+    assert received.data == MAIL  # dot-stuffing undone by the server: byte for byte
+    await sender.close()
+
+
+async def test_a_refused_recipient_and_a_missing_server_are_reasons(smtp: SmtpSink) -> None:
+    smtp.refuse_next = 1
+    sender = SmtpSender(host="127.0.0.1", port=smtp.port, timeout_seconds=5)
+    with pytest.raises(DeliveryFailed, match=r"refused the recipient li\.lei@acme\.example: 450 4\.2\.0 mailbox busy"):
+        await sender.send(outgoing())
+    nowhere = SmtpSender(host="127.0.0.1", port=free_port(), timeout_seconds=2)
+    with pytest.raises(DeliveryFailed, match=r"SMTP server 127\.0\.0\.1:\d+ unreachable"):
+        await nowhere.send(outgoing())
+    await sender.close()
+    await nowhere.close()
+
+
+def webhook_sender(http: HttpSink, kind: str, path: str, secret: str = "", timeout: float = 5) -> WebhookSender:
+    def endpoint(org: str, name: str) -> Endpoint | str:
+        if (org, name) != ("acme", "hook"):
+            return "not configured"
+        return Endpoint(kind, http.url(path), secret)  # type: ignore[arg-type]
+
+    return WebhookSender(endpoint, Clock(), timeout_seconds=timeout)
+
+
+async def test_a_generic_webhook_is_signed_when_it_is_called(http: HttpSink) -> None:
+    sender = webhook_sender(http, "generic", "/hook?token=abc", secret="s3cret")
+    await sender.send(outgoing("webhook", payload=BODY))
+    (request,) = http.requests
+    assert request.body == BODY
+    assert request.headers["Idempotency-Key"] == "k1"
+    timestamp = request.headers["X-Supportflow-Timestamp"]
+    assert timestamp == str(int(NOW.timestamp()))
+    digest = hmac.new(b"s3cret", timestamp.encode() + b"." + BODY, hashlib.sha256).hexdigest()
+    assert request.headers["X-Supportflow-Signature"] == f"sha256={digest}"
+    await sender.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer", "reason"),
+    [
+        ("generic", (500, b"upstream down"), "HTTP 500: upstream down"),
+        ("generic", (302, b""), "HTTP 302"),
+        ("dingtalk", (200, b'{"errcode":310000,"errmsg":"keywords not in content"}'), "errcode 310000: keywords"),
+        ("wecom", (200, b'{"errcode":93000,"errmsg":"invalid webhook url"}'), "wecom errcode 93000"),
+    ],
+)
+async def test_a_refusal_is_a_failure_with_the_receivers_words(
+    http: HttpSink, kind: str, answer: tuple[int, bytes], reason: str
+) -> None:
+    http.script.append(answer)
+    sender = webhook_sender(http, kind, "/robot/send?access_token=SECRET-TOKEN")
+    with pytest.raises(DeliveryFailed) as failed:
+        await sender.send(outgoing("webhook", payload=BODY))
+    assert reason in str(failed.value)
+    assert f"http://127.0.0.1:{http.port}" in str(failed.value)
+    assert "SECRET-TOKEN" not in str(failed.value)
+    await sender.close()
+
+
+async def test_a_receiver_that_does_not_answer_in_time_or_at_all_is_a_failure(http: HttpSink) -> None:
+    http.gate.clear()
+    slow = webhook_sender(http, "generic", "/hook", timeout=0.3)
+    with pytest.raises(DeliveryFailed, match="timed out"):
+        await slow.send(outgoing("webhook", payload=BODY))
+    http.gate.set()
+
+    def gone(org: str, name: str) -> Endpoint:
+        return Endpoint("generic", f"http://127.0.0.1:{free_port()}/hook?key=SECRET")
+
+    refused = WebhookSender(gone, Clock(), timeout_seconds=2)
+    with pytest.raises(DeliveryFailed, match="unreachable") as failed:
+        await refused.send(outgoing("webhook", payload=BODY))
+    assert "SECRET" not in str(failed.value)
+
+    unknown = webhook_sender(http, "generic", "/hook")
+    with pytest.raises(DeliveryFailed, match="webhook 'other' cannot be called: not configured"):
+        await unknown.send(replace(outgoing("webhook", payload=BODY), webhook="other"))
+    for sender in (slow, refused, unknown):
+        await sender.close()
