@@ -337,7 +337,7 @@ async def test_a_workflow_event_racing_a_cancellation_does_not_undo_it(
                     timeout=30,
                 )
             )
-            assert await until(lambda: lock_waiters(watcher), lambda n: n >= 1) == 1
+            assert await until(lambda: lock_waiters(watcher), lambda n: n >= 1, within=45) == 1
             await wf.publish(number, events_pb2.TicketAssigned(team=team, assignee="agent-7"))
             # Usually at once; but if the previous test's intake stopped while its last pull request
             # was still open on the server, JetStream redelivers the event after ack_wait (30 s).
