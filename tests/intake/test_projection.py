@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
+import grpc
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -16,8 +19,10 @@ from supportflow.intake.v1 import intake_pb2, intake_pb2_grpc
 
 from services.intake.adapters import tables
 from services.intake.bootstrap import Intake
-from tests.intake.conftest import auth, submission, token
-from tests.intake.workflow_events import Workflow, has_entry, ticket_when, until, workflow_event
+from tests.intake.conftest import auth, intake_env, submission, token
+from tests.intake.workflow_events import Workflow, has_entry, ticket_when, until, workflow, workflow_event
+from tests.support.fixtures import ServiceFactory
+from tests.support.nats import NatsServer
 
 Stub = intake_pb2_grpc.IntakeServiceStub
 S = types_pb2
@@ -312,14 +317,28 @@ async def lock_waiters(conn: AsyncConnection) -> int:
     return int(await conn.scalar(query) or 0)
 
 
-async def test_a_workflow_event_racing_a_cancellation_does_not_undo_it(
-    stub: Stub, wf: Workflow, database_url: str
-) -> None:
+@pytest.fixture
+async def alone(
+    fresh_database_url: str, own_nats_server: NatsServer, service_process_factory: ServiceFactory
+) -> AsyncIterator[tuple[Stub, Workflow, str]]:
+    """An intake of its own — its own OS process, database, stream and durable consumer: the race
+    below counts lock waiters in the whole database and needs the projection's attention at once."""
+    env = intake_env(fresh_database_url, own_nats_server.url, SUPPORTFLOW_GRPC_PORT="{grpc_port}")
+    service = service_process_factory("intake-alone", "services.intake", env)
+    async with grpc.aio.insecure_channel(service.address) as channel, workflow(own_nats_server.url) as wf:
+        yield intake_pb2_grpc.IntakeServiceStub(channel), wf, fresh_database_url
+
+
+async def test_a_workflow_event_racing_a_cancellation_does_not_undo_it(alone: tuple[Stub, Workflow, str]) -> None:
     """The requester cancels while the workflow's assignment is being projected: whichever commits
     second must see the other's result, so the ticket ends cancelled (and still shows the assignment)."""
+    stub, wf, database_url = alone
     me = uid("E")
     number = await submit(stub, me)
     await ticket_when(stub, number, has_entry("ticket.submitted"))
+    # The projection is demonstrably running before the race starts.
+    await wf.publish(number, events_pb2.TaskCreated(task_id=uid("t"), name="Assign ticket", candidate_groups=["tier1"]))
+    await ticket_when(stub, number, has_entry("task.created"))
     team = uid("app")
 
     engine = create_async_engine(database_url, poolclass=NullPool)
@@ -337,11 +356,9 @@ async def test_a_workflow_event_racing_a_cancellation_does_not_undo_it(
                     timeout=30,
                 )
             )
-            assert await until(lambda: lock_waiters(watcher), lambda n: n >= 1, within=45) == 1
+            assert await until(lambda: lock_waiters(watcher), lambda n: n >= 1) == 1
             await wf.publish(number, events_pb2.TicketAssigned(team=team, assignee="agent-7"))
-            # Usually at once; but if the previous test's intake stopped while its last pull request
-            # was still open on the server, JetStream redelivers the event after ack_wait (30 s).
-            assert await until(lambda: lock_waiters(watcher), lambda n: n >= 2, within=45) == 2
+            assert await until(lambda: lock_waiters(watcher), lambda n: n >= 2) == 2
             await blocker.rollback()
             assert (await cancel).status == S.TICKET_STATUS_CANCELLED
     finally:

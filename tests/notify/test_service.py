@@ -116,7 +116,11 @@ async def test_redelivered_events_send_nothing_twice(
     await publish(nc, *events)
     mails = await smtp.wait_for(ticket.number, 3)
     assert len(mails) == 3
-    before = await listed(stub, ticket_number=ticket.number)
+    # A mail reaches the sink a moment before its notice is recorded as sent: wait for all six.
+    before = await until(
+        lambda: listed(stub, ticket_number=ticket.number),
+        lambda found: len(found) == 6 and all(n.status == pb.DELIVERY_STATUS_SENT for n in found),
+    )
     assert len(before) == 6  # 3 e-mails, 3 in-app notices
 
     # The same events again, as a producer's relay would resend them after a crash: same event ids,
