@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -31,21 +29,12 @@ from services.kit.metrics import Metrics
 from services.kit.migrate import upgrade
 from services.kit.outbox import OutboxRelay
 from services.kit.rpc.server import ServiceHost
+from services.kit.runtime import SystemClock, UuidIds
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
 SERVICE_NAME = "supportflow.intake.v1.IntakeService"
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class UuidIds:
-    def new_id(self) -> str:
-        return str(uuid.uuid4())
 
 
 @dataclass

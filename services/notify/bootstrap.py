@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 import random
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +20,7 @@ from services.kit.messaging import NatsConnection
 from services.kit.metrics import Metrics
 from services.kit.migrate import upgrade
 from services.kit.rpc.server import ServiceHost
+from services.kit.runtime import SystemClock, UuidIds
 from services.notify.adapters import tables
 from services.notify.adapters.composer import WireComposer
 from services.notify.adapters.config_files import ConfigHolder
@@ -41,16 +41,6 @@ MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
 SERVICE_NAME = "supportflow.notify.v1.NotifyService"
 #: The durable consumer of every event; replicas share it (each event goes to one of them).
 DURABLE = "notify-events"
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class UuidIds:
-    def new_id(self) -> str:
-        return str(uuid.uuid4())
 
 
 @dataclass

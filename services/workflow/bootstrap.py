@@ -4,9 +4,8 @@ nothing happens at import. Tests call it with their own clock."""
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,6 +19,7 @@ from services.kit.metrics import Metrics
 from services.kit.migrate import upgrade
 from services.kit.outbox import OutboxRelay
 from services.kit.rpc.server import ServiceHost
+from services.kit.runtime import SystemClock, UuidIds
 from services.workflow.adapters import tables
 from services.workflow.adapters.engine import clock as engine_clock
 from services.workflow.adapters.engine.bundle import read_bundle_dir
@@ -36,16 +36,6 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "adapters" / "migrations"
 SERVICE_NAME = "supportflow.workflow.v1.WorkflowService"
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class UuidIds:
-    def new_id(self) -> str:
-        return str(uuid.uuid4())
 
 
 @dataclass

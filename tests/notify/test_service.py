@@ -12,11 +12,12 @@ from supportflow.common.v1 import types_pb2
 from supportflow.notify.v1 import notify_pb2 as pb
 from supportflow.notify.v1 import notify_pb2_grpc
 
+from services.kit.runtime import UuidIds
 from services.notify.adapters.composer import WireComposer
 from services.notify.adapters.event_codec import decode
 from services.notify.adapters.sql_store import SqlRecordStore
 from services.notify.application.recording import record_event
-from services.notify.bootstrap import Notify, UuidIds
+from services.notify.bootstrap import Notify
 from tests.notify.conftest import MAIL_DOMAIN, MovableClock, auth
 from tests.notify.sinks import SmtpSink
 from tests.notify.stream_side import TITLE, Ticket, consumed, publish, ticket_number, until
