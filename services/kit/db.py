@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table, event, text
@@ -71,3 +72,17 @@ async def insert_ignoring_duplicates(conn: AsyncConnection, table: Table, values
     stmt = dialect.insert(table).values(**values).on_conflict_do_nothing()
     result = await conn.execute(stmt)
     return bool(result.rowcount)
+
+
+def stored_utc(value: datetime | None) -> datetime | None:
+    """A timestamp read back from the database, as an aware UTC datetime (SQLite returns naive ones;
+    everything supportflow stores is UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def stored_utc_required(value: datetime) -> datetime:
+    out = stored_utc(value)
+    assert out is not None
+    return out

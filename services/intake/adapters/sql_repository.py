@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Row, and_, or_, select, union_all
@@ -25,20 +25,7 @@ from services.intake.domain.model import (
 )
 from services.intake.domain.numbering import format_ticket_number
 from services.intake.domain.submission import Contact, Environment, Requester
-from services.kit.db import is_postgres
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    out = utc(value)
-    assert out is not None
-    return out
+from services.kit.db import is_postgres, stored_utc, stored_utc_required
 
 
 def ticket_row(ticket: Ticket) -> dict[str, Any]:
@@ -94,10 +81,10 @@ def ticket_from_row(row: Row[Any], **extra: Any) -> Ticket:
         labels=tuple(m["labels"]),
         missing_info=tuple(m["missing_info"]),
         related_ticket_numbers=tuple(m["related_ticket_numbers"]),
-        occurred_at=utc(m["occurred_at"]),
-        expected_resolution_at=utc(m["expected_resolution_at"]),
-        submitted_at=_utc(m["submitted_at"]),
-        updated_at=_utc(m["updated_at"]),
+        occurred_at=stored_utc(m["occurred_at"]),
+        expected_resolution_at=stored_utc(m["expected_resolution_at"]),
+        submitted_at=stored_utc_required(m["submitted_at"]),
+        updated_at=stored_utc_required(m["updated_at"]),
         submitted_by=m["submitted_by"],
         priority=Priority(m["priority"]) if m["priority"] else None,
         category=m["category"],
@@ -121,7 +108,7 @@ def _attachment(row: Row[Any]) -> AttachmentInfo:
         size_bytes=m["size_bytes"],
         sha256=m["sha256"],
         kind=m["kind"],
-        uploaded_at=_utc(m["uploaded_at"]),
+        uploaded_at=stored_utc_required(m["uploaded_at"]),
     )
 
 
@@ -225,7 +212,7 @@ class SqlTicketRepository:
             row,
             attachments=tuple(_attachment(a) for a in attachments),
             timeline=tuple(
-                TimelineEntry(_utc(e.at), e.event_type, Actor(e.actor_subject, e.actor_role), e.summary)
+                TimelineEntry(stored_utc_required(e.at), e.event_type, Actor(e.actor_subject, e.actor_role), e.summary)
                 for e in timeline
             ),
             comments=comments,
@@ -254,7 +241,7 @@ class SqlTicketRepository:
                 ticket_number=r.ticket_number,
                 author=Actor(r.author_subject, r.author_role),
                 body=r.body,
-                created_at=_utc(r.created_at),
+                created_at=stored_utc_required(r.created_at),
                 attachments=tuple(by_comment.get(r.comment_id, ())),
             )
             for r in rows

@@ -7,13 +7,13 @@ opens a short transaction per call. Every time is stored in UTC (SQLite hands th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.kit.db import insert_ignoring_duplicates, is_postgres
+from services.kit.db import insert_ignoring_duplicates, is_postgres, stored_utc, stored_utc_required
 from services.notify.adapters import tables as t
 from services.notify.application.ports import (
     DeliveryAttempt,
@@ -27,18 +27,6 @@ from services.notify.domain.rules import CHANNELS, Channel
 from services.notify.domain.ticket_context import TicketContext
 
 n = t.notifications
-
-
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    out = utc(value)
-    assert out is not None
-    return out
 
 
 def _channel(value: str) -> Channel:
@@ -63,7 +51,7 @@ class SqlRecordStore:
         return TicketContext.from_dict(data) if data is not None else None
 
     async def save_context(self, context: TicketContext, now: datetime, *, new: bool) -> None:
-        values = {"context": context.to_dict(), "updated_at": _utc(now)}
+        values = {"context": context.to_dict(), "updated_at": stored_utc_required(now)}
         if new:
             # A plain insert: if another replica created the row meanwhile, this transaction fails
             # and the event is redelivered, to be applied on top of the other one's.
@@ -97,10 +85,10 @@ class SqlRecordStore:
                 "webhook": item.webhook,
                 "status": item.status.value,
                 "attempts": 0,
-                "next_attempt_at": utc(item.next_attempt_at),
+                "next_attempt_at": stored_utc(item.next_attempt_at),
                 "last_error": item.last_error,
-                "created_at": _utc(item.created_at),
-                "sent_at": utc(item.sent_at),
+                "created_at": stored_utc_required(item.created_at),
+                "sent_at": stored_utc(item.sent_at),
             }
             if await insert_ignoring_duplicates(self._conn, n, row):
                 added.append(item)
@@ -129,7 +117,7 @@ class SqlDeliveryStore:
             .where(
                 n.c.channel == channel,
                 n.c.status.in_([s.value for s in WAITING]),
-                n.c.next_attempt_at <= _utc(now),
+                n.c.next_attempt_at <= stored_utc_required(now),
             )
             .order_by(n.c.next_attempt_at)
             .limit(limit)
@@ -143,7 +131,7 @@ class SqlDeliveryStore:
                 await conn.execute(
                     update(n)
                     .where(n.c.notification_id.in_([r.notification_id for r in rows]))
-                    .values(next_attempt_at=_utc(lease_until))
+                    .values(next_attempt_at=stored_utc_required(lease_until))
                 )
         return [
             Outgoing(
@@ -170,15 +158,15 @@ class SqlDeliveryStore:
                 .values(
                     status=outcome.status.value,
                     attempts=outcome.attempts,
-                    next_attempt_at=utc(outcome.next_attempt_at),
+                    next_attempt_at=stored_utc(outcome.next_attempt_at),
                     last_error=outcome.last_error,
-                    sent_at=utc(outcome.sent_at),
+                    sent_at=stored_utc(outcome.sent_at),
                 )
             )
             await conn.execute(
                 t.attempts.insert().values(
                     notification_id=notification_id,
-                    at=_utc(attempt.at),
+                    at=stored_utc_required(attempt.at),
                     succeeded=attempt.succeeded,
                     error=attempt.error,
                 )
@@ -196,7 +184,7 @@ class SqlDeliveryStore:
             result = await conn.execute(
                 update(n)
                 .where(n.c.notification_id == notification_id, n.c.status.in_([s.value for s in from_statuses]))
-                .values(status=Status.PENDING.value, attempts=0, next_attempt_at=_utc(now))
+                .values(status=Status.PENDING.value, attempts=0, next_attempt_at=stored_utc_required(now))
             )
         return bool(result.rowcount)
 
@@ -211,7 +199,7 @@ class SqlDeliveryStore:
         if query.channel is not None:
             conditions.append(n.c.channel == query.channel)
         if query.after is not None:
-            created, last_id = _utc(query.after[0]), query.after[1]
+            created, last_id = stored_utc_required(query.after[0]), query.after[1]
             conditions.append(
                 or_(n.c.created_at < created, and_(n.c.created_at == created, n.c.notification_id < last_id))
             )
@@ -238,7 +226,7 @@ async def _with_attempts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> lis
             .order_by(t.attempts.c.id)
         )
         for a in found:
-            log[a.notification_id].append(DeliveryAttempt(_utc(a.at), bool(a.succeeded), a.error))
+            log[a.notification_id].append(DeliveryAttempt(stored_utc_required(a.at), bool(a.succeeded), a.error))
     return [_notification(r, tuple(log[r.notification_id])) for r in rows]
 
 
@@ -258,10 +246,10 @@ def _notification(row: Row[Any], attempts: tuple[DeliveryAttempt, ...]) -> Notif
         body=m["body"],
         status=Status(m["status"]),
         attempts=m["attempts"],
-        next_attempt_at=utc(m["next_attempt_at"]),
+        next_attempt_at=stored_utc(m["next_attempt_at"]),
         last_error=m["last_error"],
-        created_at=_utc(m["created_at"]),
-        sent_at=utc(m["sent_at"]),
+        created_at=stored_utc_required(m["created_at"]),
+        sent_at=stored_utc(m["sent_at"]),
         has_payload=bool(m["has_payload"]),
         attempt_log=attempts,
     )

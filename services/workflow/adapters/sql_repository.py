@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, Table, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.kit.db import is_postgres
+from services.kit.db import is_postgres, stored_utc, stored_utc_required
 from services.workflow.adapters import tables as t
 from services.workflow.application.engine import ActiveStep
 from services.workflow.application.ports import Deployment, HistoryEntry, Incident, Instance, TaskQuery
 from services.workflow.domain.sla import ClockState, SlaClock
 from services.workflow.domain.tasks import FormField, TaskState, WorkTask
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _utc(value: datetime) -> datetime:
-    out = utc(value)
-    assert out is not None
-    return out
 
 
 class Db:
@@ -124,7 +111,7 @@ def _deployment(row: Row[Any]) -> Deployment:
         process_ids=tuple(m["process_ids"]),
         description=m["description"],
         deployed_by=m["deployed_by"],
-        deployed_at=_utc(m["deployed_at"]),
+        deployed_at=stored_utc_required(m["deployed_at"]),
     )
 
 
@@ -164,7 +151,7 @@ class SqlInstances:
         )
 
     async def earliest_wake_up(self) -> datetime | None:
-        return utc(
+        return stored_utc(
             await self._db.scalar(
                 select(t.instances.c.wake_at)
                 .where(t.instances.c.state == "running", t.instances.c.wake_at.is_not(None))
@@ -223,9 +210,9 @@ def _instance(row: Row[Any]) -> Instance:
         state=m["state"],
         engine_state=bytes(m["engine_state"]),
         revision=m["revision"],
-        started_at=_utc(m["started_at"]),
-        wake_at=utc(m["wake_at"]),
-        ended_at=utc(m["ended_at"]),
+        started_at=stored_utc_required(m["started_at"]),
+        wake_at=stored_utc(m["wake_at"]),
+        ended_at=stored_utc(m["ended_at"]),
         variables=dict(m["variables"]),
         active_steps=[ActiveStep(*s) for s in m["active_steps"]],
         routing=dict(m["routing"]),
@@ -336,13 +323,13 @@ def _task(row: Row[Any]) -> WorkTask:
         state=TaskState(m["state"]),
         candidate_groups=tuple(m["candidate_groups"]),
         form=tuple(FormField(f[0], f[1], f[2], f[3], tuple(f[4])) for f in m["form"]),
-        created_at=_utc(m["created_at"]),
+        created_at=stored_utc_required(m["created_at"]),
         assignee=m["assignee"],
         exclude_performers_of=tuple(m["exclude_performers_of"]),
         excluded_subjects=tuple(m["excluded_subjects"]),
         priority=m["priority"],
-        due_at=utc(m["due_at"]),
-        completed_at=utc(m["completed_at"]),
+        due_at=stored_utc(m["due_at"]),
+        completed_at=stored_utc(m["completed_at"]),
         completed_by=m["completed_by"],
         result=m["result"],
     )
@@ -374,7 +361,10 @@ class SqlHistory:
         rows = await self._db.execute(
             select(t.history).where(t.history.c.ticket_number == ticket_number).order_by(t.history.c.id)
         )
-        return [HistoryEntry(_utc(r.at), r.actor_subject, r.actor_role, r.action, r.element_id, r.detail) for r in rows]
+        return [
+            HistoryEntry(stored_utc_required(r.at), r.actor_subject, r.actor_role, r.action, r.element_id, r.detail)
+            for r in rows
+        ]
 
 
 class SqlClocks:
@@ -418,14 +408,14 @@ def _clock(r: Row[Any]) -> SlaClock:
         name=r.name,
         calendar=r.calendar,
         target=r.target,
-        started_at=_utc(r.started_at),
-        due_at=_utc(r.due_at),
+        started_at=stored_utc_required(r.started_at),
+        due_at=stored_utc_required(r.due_at),
         state=ClockState(r.state),
         budget=timedelta(seconds=r.budget_seconds),
         remaining=timedelta(seconds=r.remaining_seconds),
-        running_since=utc(r.running_since),
-        paused_at=utc(r.paused_at),
-        stopped_at=utc(r.stopped_at),
+        running_since=stored_utc(r.running_since),
+        paused_at=stored_utc(r.paused_at),
+        stopped_at=stored_utc(r.stopped_at),
         warned=r.warned,
     )
 
