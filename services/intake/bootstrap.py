@@ -21,7 +21,6 @@ from services.intake.entrypoints import projection
 from services.intake.entrypoints.grpc_api import IntakeServicer
 from services.intake.settings import IntakeSettings
 from services.kit import db
-from services.kit.auth import TokenVerifier
 from services.kit.batching import GroupCommitter
 from services.kit.consumer import DurableConsumer
 from services.kit.messaging import NatsConnection
@@ -30,6 +29,7 @@ from services.kit.migrate import upgrade
 from services.kit.outbox import OutboxRelay
 from services.kit.rpc.server import ServiceHost
 from services.kit.runtime import SystemClock, UuidIds
+from services.kit.wiring import nats_connection, service_host
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,7 @@ def bootstrap(
     catalog: Catalog | None = None,
 ) -> Intake:
     engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    nats = NatsConnection(
-        settings.nats_url,
-        name="intake",
-        stream=settings.stream_name,
-        duplicate_window_seconds=settings.stream_duplicate_window_seconds,
-    )
+    nats = nats_connection(settings, "intake")
     relay = OutboxRelay(
         engine, tables.outbox, nats, batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds
     )
@@ -100,19 +95,6 @@ def bootstrap(
         processed=tables.processed_events,
         dead_letters=tables.dead_letters,
     )
-    verifier = TokenVerifier(
-        secret=settings.jwt_secret.get_secret_value(),
-        public_key_file=settings.jwt_public_key_file,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-    )
-    host = ServiceHost(
-        name="intake",
-        service_names=[SERVICE_NAME],
-        verifier=verifier,
-        max_message_bytes=settings.grpc_max_message_bytes,
-        shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        probe=lambda: db.ping(engine),
-    )
+    host = service_host(settings, "intake", SERVICE_NAME, engine)
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(deps), host.server)
     return Intake(settings, engine, nats, relay, consumer, host, deps, metrics)

@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from supportflow.notify.v1 import notify_pb2_grpc
 
 from services.kit import db
-from services.kit.auth import TokenVerifier
 from services.kit.consumer import DurableConsumer
 from services.kit.messaging import NatsConnection
 from services.kit.metrics import Metrics
 from services.kit.migrate import upgrade
 from services.kit.rpc.server import ServiceHost
 from services.kit.runtime import SystemClock, UuidIds
+from services.kit.wiring import nats_connection, service_host
 from services.notify.adapters import tables
 from services.notify.adapters.composer import WireComposer
 from services.notify.adapters.config_files import ConfigHolder
@@ -93,12 +93,7 @@ def bootstrap(
     )
     config.load_initial()  # refuse to start on a configuration that does not load
     engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    nats = NatsConnection(
-        settings.nats_url,
-        name="notify",
-        stream=settings.stream_name,
-        duplicate_window_seconds=settings.stream_duplicate_window_seconds,
-    )
+    nats = nats_connection(settings, "notify")
     metrics = Metrics("notify")
     sent = metrics.counter("notifications_sent_total", "Notifications delivered (in-app: stored)", ("channel",))
     dead = metrics.counter("notifications_dead_total", "Notifications given up on (see last_error)", ("channel",))
@@ -174,19 +169,6 @@ def bootstrap(
         dead_letters=tables.dead_letters,
         after_commit=recorder.after_commit,
     )
-    verifier = TokenVerifier(
-        secret=settings.jwt_secret.get_secret_value(),
-        public_key_file=settings.jwt_public_key_file,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-    )
-    host = ServiceHost(
-        name="notify",
-        service_names=[SERVICE_NAME],
-        verifier=verifier,
-        max_message_bytes=settings.grpc_max_message_bytes,
-        shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        probe=lambda: db.ping(engine),
-    )
+    host = service_host(settings, "notify", SERVICE_NAME, engine)
     notify_pb2_grpc.add_NotifyServiceServicer_to_server(NotifyServicer(InboxDeps(store, clock, wake)), host.server)
     return Notify(settings, engine, nats, config, consumer, senders, store, host, metrics, smtp, webhooks)

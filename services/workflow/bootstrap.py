@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from supportflow.workflow.v1 import workflow_pb2_grpc
 
 from services.kit import db
-from services.kit.auth import TokenVerifier
 from services.kit.consumer import DurableConsumer
 from services.kit.messaging import NatsConnection
 from services.kit.metrics import Metrics
@@ -20,6 +19,7 @@ from services.kit.migrate import upgrade
 from services.kit.outbox import OutboxRelay
 from services.kit.rpc.server import ServiceHost
 from services.kit.runtime import SystemClock, UuidIds
+from services.kit.wiring import nats_connection, service_host
 from services.workflow.adapters import tables
 from services.workflow.adapters.engine import clock as engine_clock
 from services.workflow.adapters.engine.bundle import read_bundle_dir
@@ -68,12 +68,7 @@ def bootstrap(settings: WorkflowSettings, *, clock: Clock | None = None, ids: Id
     clock = clock or SystemClock()
     previous_clock = engine_clock.use_clock(clock.now)  # the engine's timers see the service's time
     engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    nats = NatsConnection(
-        settings.nats_url,
-        name="workflow",
-        stream=settings.stream_name,
-        duplicate_window_seconds=settings.stream_duplicate_window_seconds,
-    )
+    nats = nats_connection(settings, "workflow")
     relay = OutboxRelay(
         engine, tables.outbox, nats, batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds
     )
@@ -114,20 +109,7 @@ def bootstrap(settings: WorkflowSettings, *, clock: Clock | None = None, ids: Id
         processed=tables.processed_events,
         dead_letters=tables.dead_letters,
     )
-    verifier = TokenVerifier(
-        secret=settings.jwt_secret.get_secret_value(),
-        public_key_file=settings.jwt_public_key_file,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-    )
-    host = ServiceHost(
-        name="workflow",
-        service_names=[SERVICE_NAME],
-        verifier=verifier,
-        max_message_bytes=settings.grpc_max_message_bytes,
-        shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        probe=lambda: db.ping(engine),
-    )
+    host = service_host(settings, "workflow", SERVICE_NAME, engine)
     workflow_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(deps), host.server)
 
     async def restore_clock() -> None:
