@@ -400,6 +400,7 @@ async def test_p0_gets_emergency_contact_and_progress_reports_every_30_minutes_u
         [
             "ticket.classified",
             "task.created:Task_AssignTicket",
+            "ticket.assigned",
             "task.created:Task_EmergencyContact",
             "task.created:Task_Diagnose",
             "ticket.progress_due",
@@ -436,6 +437,7 @@ async def test_p0_gets_emergency_contact_and_progress_reports_every_30_minutes_u
         [
             "ticket.classified",
             "task.created:Task_AssignTicket",
+            "ticket.assigned",
             "task.created:Task_EmergencyContact",
             "task.created:Task_Diagnose",
             "ticket.progress_due",
@@ -517,6 +519,7 @@ async def test_incomplete_information_is_supplemented_before_assignment(desk: De
             "task.created:Task_ObtainMissingInfo",
             "ticket.info_requested",
             "task.created:Task_AssignTicket",
+            "ticket.assigned",
             "task.created:Task_Diagnose",
         ]
     )
@@ -571,7 +574,8 @@ async def test_assignment_clock_breach_escalates_to_the_team_lead(desk: Desk) ->
 
 async def test_tier1_escalates_to_tier2_with_the_escalation_form(desk: Desk) -> None:
     await desk.submit(**P2_FUNCTION_FAILURE)
-    await assign(desk)
+    # One main handler plus co-handlers (SOP §4).
+    await desk.complete("Task_AssignTicket", DEV, assignee="agent-1", co_handlers="ops-1, agent-2", priority="P2")
     await diagnose(desk, escalate=True)
     form = await desk.open_task("Task_FileEscalationForm")
     assert (form.assignee, list(form.candidate_groups)) == ("agent-1", ["tier1"])
@@ -624,10 +628,12 @@ async def test_tier1_escalates_to_tier2_with_the_escalation_form(desk: Desk) -> 
         [
             "ticket.classified",
             "task.created:Task_AssignTicket",
+            "ticket.assigned",
             "task.created:Task_Diagnose",
             "task.created:Task_FileEscalationForm",
             "ticket.escalated",
             "task.created:Task_Tier2Respond",
+            "ticket.assigned",
             "task.created:Task_Tier2Investigate",
             "task.created:Task_PlanSolution",
         ]
@@ -638,6 +644,21 @@ async def test_tier1_escalates_to_tier2_with_the_escalation_form(desk: Desk) -> 
         ("Task_FileEscalationForm", "agent-1"),
         ("Task_Tier2Respond", "engineer-2"),
         ("Task_Tier2Investigate", "engineer-2"),
+    ]
+    # The ticket's handler: named by the dispatcher, then by the tier-2 engineer taking it over, who
+    # keeps the co-handlers. Claiming the response task did not make engineer-2 the handler; the form did.
+    assigned = [
+        (e.actor.subject, e.ticket_assigned.team, e.ticket_assigned.assignee, list(e.ticket_assigned.co_handlers))
+        for e in await desk.events("ticket.assigned")
+    ]
+    assert assigned == [
+        ("dev-1", "开发团队 Development", "agent-1", ["ops-1", "agent-2"]),
+        ("engineer-2", "开发团队 Development", "engineer-2", ["ops-1", "agent-2"]),
+    ]
+    history = [(h.action, h.element_id, h.detail) for h in (await desk.instance()).history]
+    assert [h for h in history if h[0] == "ticket.assigned"] == [
+        ("ticket.assigned", "Task_AssignTicket", "agent-1, ops-1, agent-2"),
+        ("ticket.assigned", "Task_Tier2Respond", "engineer-2, ops-1, agent-2"),
     ]
 
 
@@ -670,10 +691,12 @@ async def test_an_expert_is_consulted_after_two_working_days(desk: Desk) -> None
         [
             "ticket.classified",
             "task.created:Task_AssignTicket",
+            "ticket.assigned",
             "task.created:Task_Diagnose",
             "task.created:Task_FileEscalationForm",
             "ticket.escalated",
             "task.created:Task_Tier2Respond",
+            "ticket.assigned",
             "task.created:Task_Tier2Investigate",
             "task.created:Task_ConsultExpert",
             "task.created:Task_PlanSolution",
@@ -746,6 +769,7 @@ async def test_change_approval_rejected_then_approved(desk: Desk) -> None:
         [
             "ticket.classified",
             "task.created:Task_AssignTicket",
+            "ticket.assigned",
             "task.created:Task_Diagnose",
             "task.created:Task_PlanSolution",
             "task.created:Task_PlanChange",
@@ -811,6 +835,7 @@ async def test_dual_review_is_refused_to_the_performer_and_done_by_another(desk:
         [
             "ticket.classified",
             "task.created:Task_AssignTicket",
+            "ticket.assigned",
             "task.created:Task_Diagnose",
             "task.created:Task_PlanSolution",
             "task.created:Task_PerformKeyOperation",
@@ -878,6 +903,7 @@ async def test_failed_user_verification_returns_to_implementation_then_passes(de
         [
             "ticket.classified",
             "task.created:Task_AssignTicket",
+            "ticket.assigned",
             "task.created:Task_Diagnose",
             "task.created:Task_PlanSolution",
             "task.created:Task_Implement",
@@ -940,6 +966,7 @@ async def test_dissatisfied_rating_requires_a_revisit(desk: Desk) -> None:
         [
             "ticket.classified",
             "task.created:Task_AssignTicket",
+            "ticket.assigned",
             "task.created:Task_Diagnose",
             "task.created:Task_PlanSolution",
             "task.created:Task_Implement",
@@ -1003,6 +1030,7 @@ async def test_cancelling_ends_the_ticket_anywhere_before_closing(desk: Desk) ->
         [
             "ticket.classified",
             "task.created:Task_AssignTicket",
+            "ticket.assigned",
             "task.created:Task_EmergencyContact",
             "task.created:Task_Diagnose",
         ]
@@ -1041,7 +1069,9 @@ async def test_a_team_lead_cancels_through_the_api(desk: Desk) -> None:
     await until(lambda: _handled(desk.workflow), lambda n: n >= 2)
     assert (await desk.instance()).state == pb.INSTANCE_STATE_CANCELLED
     await desk.settled()
-    await desk.told(["ticket.classified", "task.created:Task_AssignTicket", "task.created:Task_Diagnose"])
+    await desk.told(
+        ["ticket.classified", "task.created:Task_AssignTicket", "ticket.assigned", "task.created:Task_Diagnose"]
+    )
 
 
 async def _handled(workflow: Workflow) -> int:

@@ -71,6 +71,18 @@ def encode_envelope(envelope: an.Envelope) -> list[events_pb2.Event]:
                         actor=actor,
                     )
                 )
+            case an.TicketAssigned(assignment=assignment):
+                out.append(
+                    codec.ticket_assigned(
+                        assignment.team,
+                        assignment.assignee,
+                        co_handlers=assignment.co_handlers,
+                        org=org,
+                        ticket_number=ticket,
+                        occurred_at=at,
+                        actor=actor,
+                    )
+                )
             case an.SlaWarning(clock=clock, remaining_seconds=seconds):
                 out.append(
                     codec.sla_warning(

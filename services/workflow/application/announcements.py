@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from services.workflow.application.engine import ThrownEvent
+from services.workflow.domain.assignment import Assignment
 from services.workflow.domain.sla import SlaClock
 from services.workflow.domain.tasks import WorkTask
 
@@ -37,6 +38,13 @@ class TaskCompleted:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketAssigned:
+    """A completed task named the ticket's handler (domain/assignment.py)."""
+
+    assignment: Assignment
+
+
+@dataclass(frozen=True, slots=True)
 class SlaWarning:
     clock: SlaClock
     remaining_seconds: int
@@ -48,7 +56,7 @@ class SlaBreached:
     at: datetime
 
 
-Announcement = Thrown | TaskCreated | TaskClaimed | TaskCompleted | SlaWarning | SlaBreached
+Announcement = Thrown | TaskCreated | TaskClaimed | TaskCompleted | TicketAssigned | SlaWarning | SlaBreached
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from services.workflow.application.ports import (
     UnitOfWorkFactory,
 )
 from services.workflow.application.progress import SYSTEM, Actor, record_advance
+from services.workflow.domain.assignment import assignment_made
 from services.workflow.domain.errors import InstanceNotWaiting, NotAllowed, NotFound
 from services.workflow.domain.sla import ClockSignal, SlaClock
 from services.workflow.domain.tasks import Worker, WorkTask
@@ -418,11 +419,14 @@ async def complete_task(
         excluded = await uow.tasks.performers(task.ticket_number, task.exclude_performers_of)
         done, cleaned = task.complete(worker_of(principal), variables, excluded, deps.clock.now())
         await uow.tasks.save(done)
-        actor = Actor(principal.subject, principal.primary_role)
-        await uow.history.add(
-            task.ticket_number,
-            [HistoryEntry(deps.clock.now(), actor.subject, actor.role, "task.completed", task.element_id, task.name)],
-        )
+        actor, now = Actor(principal.subject, principal.primary_role), deps.clock.now()
+        history = [HistoryEntry(now, actor.subject, actor.role, "task.completed", task.element_id, task.name)]
+        said: list[an.Announcement] = [an.TaskCompleted(done)]
+        if (assigned := assignment_made(cleaned, instance.variables)) is not None:
+            said.append(an.TicketAssigned(assigned))  # before the tasks it opens for the new handler
+            who = ", ".join((assigned.assignee, *assigned.co_handlers))
+            history.append(HistoryEntry(now, actor.subject, actor.role, "ticket.assigned", task.element_id, who))
+        await uow.history.add(task.ticket_number, history)
         data = {**cleaned, f"{task.element_id}_completed_by": principal.subject, "completed_by": principal.subject}
         await _advance(
             uow,
@@ -430,7 +434,7 @@ async def complete_task(
             instance,
             actor,
             lambda engine, handle: engine.complete_task(handle, task_id, data),
-            before=[an.TaskCompleted(done)],
+            before=said,
         )
         await uow.commit()
     return done
