@@ -66,6 +66,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
     data = Path(ns.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
     shared_url = os.environ.get("SUPPORTFLOW_DATABASE_URL")
+    shared_url_shown = ""  # without its password
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     signal.signal(signal.SIGTERM, _interrupt)  # stop the services as on Ctrl-C, never orphan them
 
@@ -81,6 +82,10 @@ def cmd_up(ns: argparse.Namespace) -> int:
                 proc.kill()
 
     try:
+        if shared_url:
+            from services import shared_database  # SQLAlchemy only when `up` needs it
+
+            shared_url_shown = shared_database.prepare_for_up(shared_url)
         if not _free(ns.nats_port):
             raise SystemExit(f"port {ns.nats_port} is taken; pass --nats-port to use another")
         print(f"▶ NATS JetStream on nats://127.0.0.1:{ns.nats_port} (data in {data / 'nats'})", flush=True)
@@ -98,7 +103,8 @@ def cmd_up(ns: argparse.Namespace) -> int:
             if not _free(port):
                 raise SystemExit(f"port {port} for {service} is taken; pass --port-offset to shift all ports")
             print(f"▶ {service} on 127.0.0.1:{port}", flush=True)
-            # One SQLite file per service (each owns its tables); on PostgreSQL they share the database.
+            # One SQLite file per service; with SUPPORTFLOW_DATABASE_URL they share that database
+            # (services/shared_database.py: why that is safe).
             database_url = shared_url or f"sqlite+aiosqlite:///{data / (service + '.db')}"
             env = {
                 **os.environ,
@@ -111,7 +117,7 @@ def cmd_up(ns: argparse.Namespace) -> int:
             proc = subprocess.Popen([sys.executable, "-m", f"services.{service}"], env=env, start_new_session=True)
             procs.append((service, proc))
             _wait_port(port, proc, service, timeout=60)
-        print(f"\nsupportflow is up (database: {shared_url or data / '<service>.db'})\n")
+        print(f"\nsupportflow is up (database: {shared_url_shown or data / '<service>.db'})\n")
         print("Development tokens (valid 12 h; `supportflow token --help` for more):")
         for sub, roles, groups in DEV_USERS:
             token = mint_token(secret=DEV_JWT_SECRET, subject=sub, org="acme", roles=roles, groups=groups)
