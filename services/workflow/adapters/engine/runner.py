@@ -240,13 +240,29 @@ def _spiff(instance: ProcessInstanceHandle) -> SpiffInstance:
 
 
 def _all_tasks(workflow: BpmnWorkflow) -> list[Task]:
-    """Every task of the instance once: the top workflow's iterator already descends into
-    subprocesses and call activities; theirs are added only if it did not."""
-    seen: dict[Any, Task] = {t.id: t for t in workflow.get_tasks()}
-    for sub in workflow.subprocesses.values():
-        for task in sub.get_tasks():
-            seen.setdefault(task.id, task)
-    return list(seen.values())
+    """Every task of the instance once, in the order of `workflow.get_tasks()`: depth first, a
+    subprocess's or call activity's tasks right after the task that runs it, then that task's
+    children. (Walked here: SpiffWorkflow's iterator re-checks filters and depth per task and was
+    most of the cost of reporting; unlike it, this one has no depth limit of 1,000.) Tasks of a
+    subprocess no task of the tree runs, if ever there were any, come last."""
+    subprocesses = workflow.subprocesses
+    found: list[Task] = []
+    stack = [workflow.task_tree]
+    while stack:
+        task = stack.pop()
+        found.append(task)
+        siblings = task.workflow.tasks
+        stack.extend(siblings[child] for child in reversed(task._children) if child in siblings)
+        if (sub := subprocesses.get(task.id)) is not None:
+            stack.append(sub.task_tree)
+    if len(found) < len(workflow.tasks) + sum(len(sub.tasks) for sub in subprocesses.values()):
+        seen = {t.id for t in found}
+        for sub in subprocesses.values():
+            for task in sub.get_tasks():
+                if task.id not in seen:
+                    seen.add(task.id)
+                    found.append(task)
+    return found
 
 
 def _states(workflow: BpmnWorkflow) -> dict[Any, int]:
