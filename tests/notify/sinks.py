@@ -1,11 +1,14 @@
 """The far ends of notify's channels, real servers in this process: an SMTP server (aiosmtpd) that
-keeps what it receives, and an HTTP server for webhooks that can be told to fail, answer like a
-DingTalk robot refusing a message, or hang until released."""
+keeps what it receives — or refuses it, or is slow to confirm it, as told —, a host that greets
+with 5xx, and an HTTP server for webhooks that can be told to fail, answer like a DingTalk robot
+refusing a message, or hang until released."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -17,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support.processes import free_port
 
@@ -40,28 +44,65 @@ class _SmtpHandler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any) -> str:
+        if self.sink.replies["MAIL"]:
+            return self.sink.replies["MAIL"].popleft()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         if self.sink.refuse_next > 0:
             self.sink.refuse_next -= 1
             return "450 4.2.0 mailbox busy, try again later"
+        if self.sink.replies["RCPT"]:
+            return self.sink.replies["RCPT"].popleft()
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.sink.received.append(
-            Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.original_content))
-        )
+        if self.sink.replies["DATA"]:
+            return self.sink.replies["DATA"].popleft()
+        # Taken, as a real server queues a message once it has the final ".": a client that goes
+        # away before the 250 below does not know that (the duplicate window of RFC 1047).
+        received = Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.original_content))
+        self.sink.received.append(received)
+        if self.sink.hold_reply_seconds:
+            self.sink.holding += 1
+            try:
+                await asyncio.sleep(self.sink.hold_reply_seconds)  # cancelled when the client disconnects
+            finally:
+                self.sink.holding -= 1
+        self.sink.acknowledged.append(received)
         return "250 Message accepted for delivery"
 
 
 class SmtpSink:
-    """An SMTP server on a free port of 127.0.0.1 that keeps every message it accepts."""
+    """An SMTP server on a free port of 127.0.0.1 that keeps every message it accepts.
 
-    def __init__(self) -> None:
+    `replies["MAIL" | "RCPT" | "DATA"]`: answers to give instead of accepting, one per command
+    (e.g. "550 5.1.1 no such user"). `hold_reply_seconds`: how long to wait, with the message
+    taken, before answering 250 (`holding` counts the messages waiting; `acknowledged` lists those
+    whose 250 was sent). `credentials`: the (user, password) AUTH accepts.
+    """
+
+    def __init__(self, credentials: tuple[str, str] | None = None) -> None:
         self.received: list[Received] = []
+        self.acknowledged: list[Received] = []
         self.refuse_next = 0
+        self.replies: dict[str, deque[str]] = {"MAIL": deque(), "RCPT": deque(), "DATA": deque()}
+        self.hold_reply_seconds = 0.0
+        self.holding = 0
         self.port = free_port()
-        self._controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port)
+        auth: dict[str, Any] = {}
+        if credentials is not None:
+
+            def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+                given = (_text(data.login), _text(data.password)) if isinstance(data, LoginPassword) else None
+                return AuthResult(success=given == credentials, handled=False)
+
+            auth = {"authenticator": authenticator, "auth_require_tls": False}
+        self._controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port, **auth)
 
     def start(self) -> None:
         self._controller.start()
@@ -79,6 +120,40 @@ class SmtpSink:
             if len(found) >= count or time.monotonic() > deadline:
                 return found
             await asyncio.sleep(0.02)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class GreetingRefusingServer:
+    """A server that answers every connection with a 5xx greeting and hangs up, as a host with no
+    mail service does ("554 no SMTP service here", RFC 5321 §3.1)."""
+
+    def __init__(self, greeting: str = "554 5.3.2 no SMTP service here") -> None:
+        self.greeting = greeting.encode() + b"\r\n"
+        self.connections = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._thread = threading.Thread(target=self._serve, name="smtp-refuser", daemon=True)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                self.connections += 1
+                conn.sendall(self.greeting)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept() above
+        self._server.close()
 
 
 @dataclass(frozen=True)

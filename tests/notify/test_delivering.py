@@ -16,6 +16,7 @@ from services.notify.application.inbox import retry_notification
 from services.notify.application.ports import (
     DeliveryAttempt,
     DeliveryFailed,
+    DeliveryRefused,
     Notification,
     NotificationQuery,
     Outgoing,
@@ -182,6 +183,28 @@ async def test_due_notifications_of_the_channel_are_sent_and_failures_wait_their
     dead = store.rows["bad"]
     assert (dead.status, dead.attempts, dead.next_attempt_at) == (Status.DEAD, 3, None)
     assert "451" in dead.last_error
+
+
+async def test_a_refusal_for_good_is_dead_at_the_first_attempt_and_can_still_be_retried() -> None:
+    store, clock = MemoryDeliveries(), Clock()
+    store.add("gone")
+    store.add("busy")
+
+    class Refusing:
+        async def send(self, item: Outgoing) -> None:
+            if item.notification_id == "gone":
+                raise DeliveryRefused("SMTP server refused the recipient: 550 5.1.1 no such user")
+            raise DeliveryFailed("SMTP server answered 421 4.3.2 shutting down")
+
+    await deliver_due("email", Refusing(), deps(store, clock))
+    gone, busy = store.rows["gone"], store.rows["busy"]
+    assert (gone.status, gone.attempts, gone.next_attempt_at) == (Status.DEAD, 1, None)
+    assert "550 5.1.1" in gone.last_error
+    assert (busy.status, busy.attempts) == (Status.RETRYING, 1)  # 4xx: tried again after its backoff
+    agent = Principal("agent-1", "acme", frozenset({"agent"}))
+    await retry_notification(store, clock, agent, "gone", wake=lambda channel: None)  # address fixed
+    await deliver_due("email", Scripted(), deps(store, clock))
+    assert store.rows["gone"].status == Status.SENT
 
 
 async def test_a_slow_send_does_not_hold_up_recording_the_others() -> None:

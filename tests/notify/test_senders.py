@@ -15,8 +15,8 @@ import pytest
 
 from services.notify.adapters.config_files import Endpoint
 from services.notify.adapters.senders import SmtpSender, WebhookSender
-from services.notify.application.ports import DeliveryFailed, Outgoing
-from tests.notify.sinks import HttpSink, SmtpSink
+from services.notify.application.ports import DeliveryFailed, DeliveryRefused, Outgoing
+from tests.notify.sinks import GreetingRefusingServer, HttpSink, SmtpSink
 from tests.support.processes import free_port
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -90,6 +90,62 @@ async def test_a_refused_recipient_and_a_missing_server_are_reasons(smtp: SmtpSi
         await nowhere.send(outgoing())
     await sender.close()
     await nowhere.close()
+
+
+@pytest.mark.parametrize(
+    ("command", "reply", "permanent", "reason"),
+    [
+        ("RCPT", "550 5.1.1 no such user", True, "refused the recipient li.lei@acme.example: 550 5.1.1 no such user"),
+        ("RCPT", "554 5.7.1 relaying denied", True, "refused the recipient li.lei@acme.example: 554"),
+        ("RCPT", "552 5.2.2 mailbox full", False, "refused the recipient li.lei@acme.example: 552"),
+        ("RCPT", "451 4.7.1 greylisted, try again", False, "451 4.7.1 greylisted"),
+        ("MAIL", "553 5.1.8 sender domain does not exist", True, "refused the sender support@acme.example: 553"),
+        ("MAIL", "530 5.7.0 authentication required", False, "refused the sender support@acme.example: 530"),
+        ("MAIL", "421 4.3.2 service shutting down", False, "421 4.3.2"),
+        ("DATA", "554 5.6.0 transaction failed: content rejected", True, "refused the message: 554 5.6.0"),
+        ("DATA", "552 5.3.4 message too big", True, "refused the message: 552 5.3.4"),
+        ("DATA", "451 4.3.0 local error in processing", False, "refused the message: 451 4.3.0"),
+    ],
+)
+async def test_a_5xx_refuses_the_message_for_good_and_a_4xx_is_tried_again(
+    smtp: SmtpSink, command: str, reply: str, permanent: bool, reason: str
+) -> None:
+    smtp.replies[command].append(reply)
+    sender = SmtpSender(host="127.0.0.1", port=smtp.port, timeout_seconds=5)
+    with pytest.raises(DeliveryFailed) as failed:
+        await sender.send(outgoing())
+    assert isinstance(failed.value, DeliveryRefused) is permanent
+    assert reason in str(failed.value)
+    assert ("permanent: not retried" in str(failed.value)) is permanent
+    await sender.send(outgoing())  # the next try is accepted: the server said what it said once
+    assert len(smtp.received) == 1
+    await sender.close()
+
+
+async def test_a_server_refusing_us_rather_than_the_message_is_tried_again() -> None:
+    # A host without mail service greets with 554: the server, not the message (Postfix defers).
+    refuser = GreetingRefusingServer()
+    refuser.start()
+    nowhere = SmtpSender(host="127.0.0.1", port=refuser.port, timeout_seconds=5)
+    with pytest.raises(DeliveryFailed, match=r"answered 554 5\.3\.2 no SMTP service here") as greeted:
+        await nowhere.send(outgoing())
+    assert not isinstance(greeted.value, DeliveryRefused)
+    assert refuser.connections == 1
+    refuser.stop()
+    # Wrong credentials: 535, our configuration; once fixed, the same message goes through.
+    guarded = SmtpSink(credentials=("notify", "right"))
+    guarded.start()
+    wrong = SmtpSender(host="127.0.0.1", port=guarded.port, username="notify", password="wrong", timeout_seconds=5)
+    with pytest.raises(DeliveryFailed, match="answered 535") as denied:
+        await wrong.send(outgoing())
+    assert not isinstance(denied.value, DeliveryRefused)
+    assert "wrong" not in str(denied.value)
+    fixed = SmtpSender(host="127.0.0.1", port=guarded.port, username="notify", password="right", timeout_seconds=5)
+    await fixed.send(outgoing())
+    assert [r.rcpt_tos for r in guarded.received] == [("li.lei@acme.example",)]
+    guarded.stop()
+    for sender in (nowhere, wrong, fixed):
+        await sender.close()
 
 
 def webhook_sender(http: HttpSink, kind: str, path: str, secret: str = "", timeout: float = 5) -> WebhookSender:

@@ -191,3 +191,25 @@ async def test_the_assignee_finds_in_app_notices_in_the_inbox_page_by_page(
         page.notifications[0].created_at.ToDatetime(),
         page.notifications[0].notification_id,
     )
+
+
+async def test_a_mailbox_the_server_refuses_for_good_is_dead_at_once_and_a_busy_one_is_retried(
+    notify: Notify, stub: notify_pb2_grpc.NotifyServiceStub, nc: Client, smtp: SmtpSink, clock: MovableClock
+) -> None:
+    refused, busy = Ticket(ticket_number(), clock.now), Ticket(ticket_number(), clock.now)
+    smtp.replies["RCPT"].append("550 5.1.1 <li.lei@acme.example>: no such user")
+    await publish(nc, refused.submitted(), refused.classified())
+
+    async def mail(ticket: Ticket) -> pb.Notification:
+        found = await listed(stub, ticket_number=ticket.number, channel=pb.CHANNEL_EMAIL)
+        return found[0] if found else pb.Notification()
+
+    dead = await until(lambda: mail(refused), lambda n: n.attempts == 1)
+    assert (dead.status, dead.attempts) == (pb.DELIVERY_STATUS_DEAD, 1), "a 5xx is not retried"
+    assert "550 5.1.1 <li.lei@acme.example>: no such user (permanent: not retried)" in dead.last_error
+
+    smtp.replies["RCPT"].append("452 4.2.2 mailbox full, try again later")
+    await publish(nc, busy.submitted(), busy.classified())
+    waiting = await until(lambda: mail(busy), lambda n: n.attempts == 1)
+    assert (waiting.status, waiting.attempts) == (pb.DELIVERY_STATUS_RETRYING, 1), "a 4xx is tried again"
+    assert smtp.for_ticket(refused.number) == smtp.for_ticket(busy.number) == []

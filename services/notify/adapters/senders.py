@@ -6,6 +6,23 @@ timeout occupies webhook threads only, and e-mail keeps flowing.
 
 Error texts end up in `last_error`, which agents read through ListNotifications: they name the
 server and what it answered, never a URL (robot URLs carry their access tokens) or a password.
+
+SMTP replies are read as Postfix reads them (RFC 5321 §4.2.1: 4yz transient, 5yz permanent):
+
+- **4xx** to anything (421 closing, 450 mailbox busy, 451 local error, 452 storage): try again
+  later — retried with backoff. So is no answer, a dropped connection or a timeout.
+- **5xx to MAIL, RCPT or DATA** (550 no such user, 553 bad address, 552 too big, 554 rejected):
+  this message will never be taken — dead at once (`DeliveryRefused`), with the server's words.
+- except **552 to RCPT**: RFC 5321 §4.5.3.1.10 says it is the old "too many recipients", a 452 —
+  retried;
+- except **530, 534, 535, 538** (authentication or encryption required, credentials invalid), at
+  AUTH or MAIL: our configuration, which someone fixes, not the message — retried (Postfix's
+  `smtp_sasl_auth_soft_bounce`);
+- and **5xx to the greeting, EHLO or STARTTLS** (554 "no SMTP service here"): this server, not
+  the message — retried (Postfix skips a server that greets with 5xx and defers the mail).
+
+The reply code decides, not an enhanced status code in its text (RFC 3463 requires them to agree;
+when they do not, the basic code is the one RFC 5321 defines).
 """
 
 from __future__ import annotations
@@ -24,7 +41,7 @@ from urllib.parse import urlsplit
 
 from services.notify.adapters.config_files import Endpoint
 from services.notify.adapters.formats import WebhookRequest, robot_error, signed_request
-from services.notify.application.ports import Clock, DeliveryFailed, Outgoing
+from services.notify.application.ports import Clock, DeliveryFailed, DeliveryRefused, Outgoing
 
 #: How much of a webhook's answer is read (robots answer a line of JSON).
 MAX_ANSWER_BYTES = 64 * 1024
@@ -65,9 +82,15 @@ class SmtpSender:
                 smtp.sendmail(sender, [recipient], payload, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, answer = next(iter(exc.recipients.values()), (0, b""))
-            raise DeliveryFailed(f"{where} refused the recipient {recipient}: {code} {_text(answer)}") from None
+            # RFC 5321 §4.5.3.1.10: a 552 to RCPT is the old "too many recipients", really a 452.
+            raise _failure(code, f"{where} refused the recipient {recipient}: {code} {_text(answer)}", 552) from None
+        except smtplib.SMTPSenderRefused as exc:
+            raise _failure(exc.smtp_code, f"{where} refused the sender {sender}: {_answer(exc)}") from None
+        except smtplib.SMTPDataError as exc:
+            raise _failure(exc.smtp_code, f"{where} refused the message: {_answer(exc)}") from None
         except smtplib.SMTPResponseException as exc:
-            raise DeliveryFailed(f"{where} answered {exc.smtp_code} {_text(exc.smtp_error)}") from None
+            # The greeting, EHLO, STARTTLS or AUTH: the server or our access to it, not this message.
+            raise DeliveryFailed(f"{where} answered {_answer(exc)}") from None
         except smtplib.SMTPException as exc:
             raise DeliveryFailed(f"{where}: {exc}") from None
         except OSError as exc:
@@ -84,6 +107,24 @@ def envelope_sender(payload: bytes) -> str:
     if not addresses:
         raise DeliveryFailed("the stored e-mail has no From: address")
     return str(addresses[0].addr_spec)
+
+
+#: 5xx replies about our access, not the message (530 authentication required, 534 mechanism too
+#: weak, 535 credentials invalid, 538 encryption required): fixing the configuration makes the same
+#: message go through, so they are retried like 4xx (Postfix's smtp_sasl_auth_soft_bounce).
+ACCESS_REPLIES = frozenset({530, 534, 535, 538})
+
+
+def _failure(code: int, text: str, *transient_5xx: int) -> DeliveryFailed:
+    """A reply to MAIL, RCPT or DATA: 5xx refuses this message for good, unless it is about our
+    access (ACCESS_REPLIES) or listed in `transient_5xx`; everything else is retried."""
+    if 500 <= code < 600 and code not in ACCESS_REPLIES and code not in transient_5xx:
+        return DeliveryRefused(f"{text} (permanent: not retried)")
+    return DeliveryFailed(text)
+
+
+def _answer(exc: smtplib.SMTPResponseException) -> str:
+    return f"{exc.smtp_code} {_text(exc.smtp_error)}"
 
 
 def _text(answer: bytes | str) -> str:

@@ -3,9 +3,16 @@
 `deliver_due` claims a batch of due notifications of one channel in a short transaction (pushing
 their next attempt out by a lease, so another worker does not take them too), sends them outside
 any transaction, concurrently, and records each outcome as soon as its send ends: sent; or failed,
-to be retried after the backoff of `retry.next_attempt`; or, after the last attempt, dead with the
-error. A process that dies mid-send leaves the notification to be taken again when the lease ends:
-delivery is at least once, and a resent message carries the same Message-ID / Idempotency-Key.
+to be retried after the backoff of `retry.next_attempt`; or, after the last attempt or a refusal
+for good (`DeliveryRefused`), dead with the error.
+
+Delivery is at least once. A process that dies mid-send, or cannot record the outcome because the
+database is gone, leaves the notification claimed; it is taken again when the lease ends. If the
+receiver had already accepted it — for SMTP, once the server has the message's final "." it may
+queue it before its "250" reaches us (RFC 1047) — it receives the message twice. The window is one
+send per worker in flight at the crash; the copy carries the same Message-ID (mail clients and
+archives de-duplicate by it) or Idempotency-Key (webhook receivers should). No protocol closes it:
+SMTP has no way to ask a server whether it already has a message.
 """
 
 from __future__ import annotations
@@ -15,7 +22,15 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.notify.application.ports import Clock, DeliveryAttempt, DeliveryFailed, DeliveryStore, Outgoing, Sender
+from services.notify.application.ports import (
+    Clock,
+    DeliveryAttempt,
+    DeliveryFailed,
+    DeliveryRefused,
+    DeliveryStore,
+    Outgoing,
+    Sender,
+)
 from services.notify.domain.delivery import Outcome, after_attempt
 from services.notify.domain.retry import DEFAULT_POLICY, Random, RetryPolicy
 from services.notify.domain.rules import Channel
@@ -47,9 +62,11 @@ async def deliver_due(channel: Channel, sender: Sender, deps: DeliveryDeps) -> l
 
 
 async def _deliver(item: Outgoing, sender: Sender, deps: DeliveryDeps) -> tuple[Outgoing, Outcome]:
-    error = await _attempt(item, sender)
+    error, permanent = await _attempt(item, sender)
     at = deps.clock.now()
-    outcome = after_attempt(item.attempts, at, error, deps.rng, deps.policy, previous_error=item.last_error)
+    outcome = after_attempt(
+        item.attempts, at, error, deps.rng, deps.policy, previous_error=item.last_error, permanent=permanent
+    )
     await deps.store.record_outcome(item.notification_id, outcome, DeliveryAttempt(at, error is None, error or ""))
     if error is not None:
         log.warning(
@@ -65,15 +82,16 @@ async def _deliver(item: Outgoing, sender: Sender, deps: DeliveryDeps) -> tuple[
     return item, outcome
 
 
-async def _attempt(item: Outgoing, sender: Sender) -> str | None:
+async def _attempt(item: Outgoing, sender: Sender) -> tuple[str | None, bool]:
+    """(why it failed or None, whether the failure is permanent)."""
     try:
         await sender.send(item)
     except DeliveryFailed as exc:
-        return _clip(str(exc) or "failed")
+        return _clip(str(exc) or "failed"), isinstance(exc, DeliveryRefused)
     except Exception as exc:  # a sender bug or an unexpected library error: still this notice's failure
         log.exception("%s sender failed on %s", item.channel, item.notification_id)
-        return _clip(f"{type(exc).__name__}: {exc}")
-    return None
+        return _clip(f"{type(exc).__name__}: {exc}"), False
+    return None, False
 
 
 def _clip(text: str) -> str:

@@ -124,12 +124,19 @@ class DeliveryAttempt:
 
 
 class DeliveryFailed(Exception):
-    """A send failed; the message says why, as operators read it in `last_error`."""
+    """A send failed; the message says why, as operators read it in `last_error`. Retried with
+    backoff (the receiving end may accept it later: a 4xx reply, a server down, a timeout)."""
+
+
+class DeliveryRefused(DeliveryFailed):
+    """The receiving end refused this message for good (an SMTP 5xx reply to the recipient, sender
+    or content): trying again cannot succeed, so the notice is dead at once. RetryNotification
+    still sends it again once someone has fixed the cause (the address, the directory)."""
 
 
 class Sender(Protocol):
-    """Puts one notification on the wire (SMTP, HTTP); raises DeliveryFailed (any other exception
-    counts as a failure too)."""
+    """Puts one notification on the wire (SMTP, HTTP); raises DeliveryFailed, or DeliveryRefused
+    when retrying cannot help (any other exception counts as a retried failure too)."""
 
     async def send(self, item: Outgoing) -> None: ...
 

@@ -6,6 +6,8 @@
                    failed │  │ due again (backoff: retry.next_attempt)
                           ▼  │
                        retrying ──(last attempt failed)──► dead ──(RetryNotification)──► pending
+                          ▲                                   ▲
+                          └─ any attempt refused for good ────┘   (an SMTP 5xx: not retried)
 
 A notice that could not even be built (its template failed, its webhook's URL is not configured)
 is stored dead at once, with the reason.
@@ -56,13 +58,15 @@ def after_attempt(
     policy: RetryPolicy = DEFAULT_POLICY,
     *,
     previous_error: str = "",
+    permanent: bool = False,
 ) -> Outcome:
     """The outcome of the attempt that just ended at `now`: sent when `error` is None; else
-    retrying after the policy's backoff, or dead with `error` when that was the last attempt."""
+    retrying after the policy's backoff, or dead with `error` when that was the last attempt or
+    the failure was `permanent` (the receiver refused the message for good)."""
     attempts = attempts_before + 1
     if error is None:
         return Outcome(Status.SENT, attempts, None, previous_error, now)
-    due = next_attempt(attempts, now, rng, policy)
+    due = None if permanent else next_attempt(attempts, now, rng, policy)
     if due is None:
         return Outcome(Status.DEAD, attempts, None, error, None)
     return Outcome(Status.RETRYING, attempts, due, error, None)
