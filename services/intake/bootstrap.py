@@ -12,9 +12,10 @@ from supportflow.intake.v1 import intake_pb2_grpc
 
 from services.intake.adapters import tables
 from services.intake.adapters.catalog_file import load_catalog
+from services.intake.adapters.pg_submissions import PgSubmissionUnitOfWorkFactory
 from services.intake.adapters.unit_of_work import SqlUnitOfWorkFactory
 from services.intake.application.handlers import IntakeDeps
-from services.intake.application.ports import Clock, IdGenerator
+from services.intake.application.ports import Clock, IdGenerator, SubmissionUnitOfWorkFactory
 from services.intake.application.submitting import commit_submissions
 from services.intake.domain.catalog import Catalog
 from services.intake.entrypoints import projection
@@ -27,6 +28,7 @@ from services.kit.messaging import NatsConnection
 from services.kit.metrics import Metrics
 from services.kit.migrate import upgrade
 from services.kit.outbox import OutboxRelay
+from services.kit.pg_direct import DirectConnections
 from services.kit.rpc.server import ServiceHost
 from services.kit.runtime import SystemClock, UuidIds
 from services.kit.wiring import nats_connection, service_host
@@ -75,13 +77,20 @@ def bootstrap(
     )
     clock = clock or SystemClock()
     uow = SqlUnitOfWorkFactory(engine, clock, relay.wake)
+    batch_uow: SubmissionUnitOfWorkFactory = uow
+    direct: DirectConnections | None = None
+    if db.is_postgres(engine):  # the hot path skips SQLAlchemy's execution layer (kit/pg_direct.py)
+        direct = DirectConnections(settings.database_url)
+        batch_uow = PgSubmissionUnitOfWorkFactory(direct, clock, relay.wake)
     metrics = Metrics("intake")
     batch_sizes = metrics.histogram(
         "submit_batch_size", "Tickets stored per transaction (group commit)", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
     )
     deps = IntakeDeps(
         uow=uow,
-        submissions=GroupCommitter(partial(commit_submissions, uow), on_batch=batch_sizes.observe),
+        submissions=GroupCommitter(
+            partial(commit_submissions, batch_uow, uow), retryable=db.lost_database, on_batch=batch_sizes.observe
+        ),
         catalog=catalog or load_catalog(settings.catalog_file),
         clock=clock,
         ids=ids or UuidIds(),
@@ -97,4 +106,6 @@ def bootstrap(
     )
     host = service_host(settings, "intake", SERVICE_NAME, engine)
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(deps), host.server)
+    if direct is not None:
+        host.on_close(direct.close)
     return Intake(settings, engine, nats, relay, consumer, host, deps, metrics)

@@ -6,7 +6,9 @@ and processes them together, so the per-transaction costs (round trips, COMMIT, 
 COMMIT such as intake's per-day ticket counter) are paid once per batch instead of once per request.
 
 If a batch fails as a whole (a constraint hit by one item, a lost connection), every item of it is
-retried alone, so one bad item fails only its own caller. Results are per item: the processor
+retried alone, so one bad item fails only its own caller; an item that fails alone with an error
+`retryable` accepts (say the database dropped the connection) is tried once more. Processors must
+therefore be idempotent (intake's are, by request id). Results are per item: the processor
 returns, for each item in order, either a value or the exception that caller should get.
 """
 
@@ -37,9 +39,11 @@ class GroupCommitter(Generic[Item, Result]):
         *,
         max_batch: int = 256,
         workers: int = 1,
+        retryable: Callable[[BaseException], bool] = lambda exc: False,
         on_batch: Callable[[int], None] = lambda size: None,
     ) -> None:
         self._process = processor
+        self._retryable = retryable
         self._on_batch = on_batch
         self._max_batch = max_batch
         self._max_workers = workers
@@ -71,7 +75,7 @@ class GroupCommitter(Generic[Item, Result]):
             self._queue = []
             raise
 
-    async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+    async def _run(self, batch: list[tuple[Item, asyncio.Future[Result]]], *, again: bool = False) -> None:
         items = [item for item, _ in batch]
         self.batches += 1
         self._on_batch(len(items))
@@ -79,6 +83,10 @@ class GroupCommitter(Generic[Item, Result]):
             outcomes = await self._process(items)
         except Exception as exc:
             if len(batch) == 1:
+                if not again and self._retryable(exc):
+                    log.info("group commit failed (%r); trying once more", exc)
+                    await self._run(batch, again=True)
+                    return
                 outcomes = [exc]
             else:
                 log.info("group commit of %d items failed (%r); retrying each alone", len(batch), exc)

@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -86,3 +88,24 @@ def stored_utc_required(value: datetime) -> datetime:
     out = stored_utc(value)
     assert out is not None
     return out
+
+
+def lost_database(exc: BaseException) -> bool:
+    """True when `exc` says the database could not be reached or dropped the connection (a restart,
+    a failover, a network cut) rather than refusing the statement: retrying on a new connection
+    may succeed, so callers are told UNAVAILABLE, and idempotent work may retry once itself."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+        exc = exc.__cause__ or exc  # SQLAlchemy's asyncpg adapter wraps the driver's exception
+    return isinstance(
+        exc,
+        OSError
+        | TimeoutError
+        | asyncpg.InterfaceError  # "connection is closed", "connection was closed in the middle of operation"
+        | asyncpg.PostgresConnectionError  # class 08: connection exceptions
+        | asyncpg.CannotConnectNowError  # the server is starting up or shutting down
+        | asyncpg.AdminShutdownError
+        | asyncpg.CrashShutdownError,
+    )

@@ -67,3 +67,37 @@ async def test_a_caller_that_gives_up_does_not_cancel_the_batch() -> None:
     with pytest.raises(asyncio.CancelledError):
         await impatient
     assert sorted(ledger.stored) == [7, 8], "the abandoned item is still stored (its request id makes it replayable)"
+
+
+class Flaky(Ledger):
+    """A processor whose connection drops `drops` times before it works again."""
+
+    def __init__(self, drops: int) -> None:
+        super().__init__()
+        self.drops = drops
+
+    async def process(self, items: Sequence[int]) -> list[int | BaseException]:
+        if self.drops:
+            self.drops -= 1
+            self.batches.append(list(items))
+            raise ConnectionResetError("the database dropped the connection")
+        return await super().process(items)
+
+
+async def test_a_lost_connection_is_retried_once_and_then_reported() -> None:
+    def lost(exc: BaseException) -> bool:
+        return isinstance(exc, ConnectionError)
+
+    once = Flaky(drops=1)
+    assert await GroupCommitter(once.process, retryable=lost).submit(7) == 70
+    assert once.stored == [7]
+
+    twice = Flaky(drops=2)
+    with pytest.raises(ConnectionResetError):
+        await GroupCommitter(twice.process, retryable=lost).submit(8)
+    assert twice.batches == [[8], [8]], "one retry, not a loop"
+
+    refused = Ledger()
+    with pytest.raises(ValueError, match="negative"):  # not retryable: reported at once
+        await GroupCommitter(refused.process, retryable=lost).submit(-1)
+    assert refused.batches == [[-1]]

@@ -112,7 +112,7 @@ def _attachment(row: Row[Any]) -> AttachmentInfo:
     )
 
 
-def _attachment_row(
+def attachment_row(
     ticket_number: str, comment_id: str | None, position: int, info: AttachmentInfo, content: bytes
 ) -> dict[str, Any]:
     return {
@@ -128,6 +128,15 @@ def _attachment_row(
         "position": position,
         "content": content,
     }
+
+
+def new_attachment_rows(tickets: Sequence[tuple[Ticket, Sequence[bytes]]]) -> list[dict[str, Any]]:
+    """The attachment rows of newly submitted tickets (with their contents, in attachment order)."""
+    return [
+        attachment_row(ticket.ticket_number, None, position, info, content)
+        for ticket, contents in tickets
+        for position, (info, content) in enumerate(zip(ticket.attachments, contents, strict=True))
+    ]
 
 
 def _bump_counter(insert: Any, org: str, day: date, count: int) -> Any:
@@ -158,12 +167,7 @@ class SqlTicketRepository:
         if not tickets:
             return
         await self._conn.execute(t.tickets.insert(), [ticket_row(ticket) for ticket, _ in tickets])
-        rows = [
-            _attachment_row(ticket.ticket_number, None, position, info, content)
-            for ticket, contents in tickets
-            for position, (info, content) in enumerate(zip(ticket.attachments, contents, strict=True))
-        ]
-        if rows:
+        if rows := new_attachment_rows(tickets):
             await self._conn.execute(t.attachments.insert(), rows)
 
     async def add_attachments(
@@ -181,7 +185,7 @@ class SqlTicketRepository:
             )
             position = (existing + 1) if existing is not None else 0
         rows = [
-            _attachment_row(ticket_number, comment_id, position + i, info, content)
+            attachment_row(ticket_number, comment_id, position + i, info, content)
             for i, (info, content) in enumerate(zip(infos, contents, strict=True))
         ]
         await self._conn.execute(t.attachments.insert(), rows)
@@ -361,21 +365,26 @@ class SqlRequestLog:
         await self.record_many(org, [(request_id, request)])
 
     async def record_many(self, org: str, requests: Sequence[tuple[str, RecordedRequest]]) -> None:
-        rows = [
-            {
-                "organization": org,
-                "request_id": request_id,
-                "operation": r.operation,
-                "fingerprint": r.fingerprint,
-                "ticket_number": r.ticket_number,
-                "result_id": r.result_id,
-            }
-            for request_id, r in requests
-            if request_id
-        ]
+        rows = request_rows(org, requests)
         if not rows:
             return
         try:
             await self._conn.execute(t.requests.insert(), rows)
         except IntegrityError as exc:
             raise DuplicateRequest(", ".join(r["request_id"] for r in rows)) from exc
+
+
+def request_rows(org: str, requests: Sequence[tuple[str, RecordedRequest]]) -> list[dict[str, Any]]:
+    """Rows of the request log (calls without a request id are not recorded)."""
+    return [
+        {
+            "organization": org,
+            "request_id": request_id,
+            "operation": r.operation,
+            "fingerprint": r.fingerprint,
+            "ticket_number": r.ticket_number,
+            "result_id": r.result_id,
+        }
+        for request_id, r in requests
+        if request_id
+    ]

@@ -4,10 +4,12 @@ are written to the outbox just before COMMIT, so state and events commit togethe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from supportflow.events.v1 import events_pb2
 
 from services.intake.adapters import tables
 from services.intake.adapters.event_codec import encode
@@ -51,8 +53,7 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         assert self._conn is not None
-        now = self._clock.now()
-        envelopes = [env for actor, e in self._staged for env in encode([e], actor, now)]
+        envelopes = encode_staged(self._staged, self._clock.now())
         await add_to_outbox(self._conn, tables.outbox, envelopes)
         if envelopes:
             await self._conn.execute(tables.timeline.insert(), [timeline_row(e) for e in envelopes])
@@ -60,6 +61,11 @@ class SqlUnitOfWork:
         self._staged.clear()
         if envelopes:
             self._on_commit()
+
+
+def encode_staged(staged: Sequence[tuple[Actor, IntakeEvent]], now: datetime) -> list[events_pb2.Event]:
+    """The envelopes of a transaction's staged events, in the order they were emitted."""
+    return [env for actor, e in staged for env in encode([e], actor, now)]
 
 
 class SqlUnitOfWorkFactory:

@@ -43,7 +43,9 @@ class PageCursor:
     ticket_number: str
 
 
-class TicketRepository(Protocol):
+class SubmissionTickets(Protocol):
+    """What storing submitted tickets needs (`submitting.commit_submissions`, the hot path)."""
+
     async def allocate_numbers(self, org: str, prefix: str, day: date, count: int) -> list[str]:
         """The next `count` consecutive numbers of that organisation and day. The counter stays
         locked until the transaction ends: numbers are gapless, unique across replicas, never reused."""
@@ -53,6 +55,12 @@ class TicketRepository(Protocol):
         """Store new tickets with their attachments' contents (in the tickets' attachment order)."""
         ...
 
+    async def recent_numbers_of(self, org: str, requester_ids: Collection[str], limit: int) -> dict[str, list[str]]:
+        """Each requester's latest ticket numbers, newest first (requesters without any are absent)."""
+        ...
+
+
+class TicketRepository(SubmissionTickets, Protocol):
     async def get(self, ticket_number: str, *, for_update: bool = False) -> Ticket | None: ...
 
     async def save(self, ticket: Ticket) -> None:
@@ -69,33 +77,33 @@ class TicketRepository(Protocol):
 
     async def attachment(self, ticket_number: str, attachment_id: str) -> tuple[AttachmentInfo, bytes] | None: ...
 
-    async def recent_numbers_of(self, org: str, requester_ids: Collection[str], limit: int) -> dict[str, list[str]]:
-        """Each requester's latest ticket numbers, newest first (requesters without any are absent)."""
-        ...
-
     async def list(self, flt: TicketFilter, after: PageCursor | None, limit: int) -> list[Ticket]: ...
 
 
-class RequestLog(Protocol):
-    async def find(self, org: str, request_id: str) -> RecordedRequest | None: ...
-
+class SubmissionRequests(Protocol):
     async def find_many(self, org: str, request_ids: Collection[str]) -> dict[str, RecordedRequest]: ...
+
+    async def record_many(self, org: str, requests: Sequence[tuple[str, RecordedRequest]]) -> None:
+        """Raises DuplicateRequest if a concurrent call recorded one of the request ids first."""
+        ...
+
+
+class RequestLog(SubmissionRequests, Protocol):
+    async def find(self, org: str, request_id: str) -> RecordedRequest | None: ...
 
     async def record(self, org: str, request_id: str, request: RecordedRequest) -> None:
         """Raises DuplicateRequest if a concurrent call recorded the same request id first."""
         ...
 
-    async def record_many(self, org: str, requests: Sequence[tuple[str, RecordedRequest]]) -> None:
-        """As `record`, for several request ids at once."""
-        ...
 
-
-class UnitOfWork(Protocol):
-    @property
-    def tickets(self) -> TicketRepository: ...
+class SubmissionUnitOfWork(Protocol):
+    """One transaction storing a batch of submitted tickets with their events."""
 
     @property
-    def requests(self) -> RequestLog: ...
+    def tickets(self) -> SubmissionTickets: ...
+
+    @property
+    def requests(self) -> SubmissionRequests: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -108,6 +116,20 @@ class UnitOfWork(Protocol):
         ...
 
     async def commit(self) -> None: ...
+
+
+class SubmissionUnitOfWorkFactory(Protocol):
+    def __call__(self) -> SubmissionUnitOfWork: ...
+
+
+class UnitOfWork(SubmissionUnitOfWork, Protocol):
+    """One transaction over every intake table."""
+
+    @property
+    def tickets(self) -> TicketRepository: ...
+
+    @property
+    def requests(self) -> RequestLog: ...
 
 
 class UnitOfWorkFactory(Protocol):

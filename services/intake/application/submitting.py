@@ -5,7 +5,9 @@ load many are waiting at once; `commit_submissions` stores them together (group 
 `services.kit.batching`): one look-up of their request ids, one counter update per organisation
 and day for all their numbers, one insert per table, one COMMIT. The counter row stays locked
 until that COMMIT, so numbers are gapless; batching is what keeps that lock from becoming the
-bottleneck (one lock per batch instead of one per ticket).
+bottleneck (one lock per batch instead of one per ticket). A retried request id is answered after
+that COMMIT, from what its first call stored, so the transaction holding the counter does only
+the writes (on PostgreSQL they go through `adapters/pg_submissions.py`, the fast path).
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Protocol
 
-from services.intake.application.ports import RecordedRequest, UnitOfWork, UnitOfWorkFactory
+from services.intake.application.ports import (
+    RecordedRequest,
+    SubmissionUnitOfWork,
+    SubmissionUnitOfWorkFactory,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from services.intake.domain import events as ev
 from services.intake.domain.catalog import Organisation
 from services.intake.domain.errors import InvalidTicket
@@ -55,25 +63,31 @@ def request_id_reused(seen_operation: str) -> InvalidTicket:
 
 
 async def commit_submissions(
-    uow_factory: UnitOfWorkFactory, batch: Sequence[PendingSubmission]
+    batch_uow: SubmissionUnitOfWorkFactory, uow_factory: UnitOfWorkFactory, batch: Sequence[PendingSubmission]
 ) -> list[Submitted | BaseException]:
     results: dict[int, Submitted | BaseException] = {}
-    async with uow_factory() as uow:
+    replays: list[tuple[int, RecordedRequest]] = []
+    async with batch_uow() as uow:
         by_org: dict[str, list[int]] = defaultdict(list)
         for i, p in enumerate(batch):
             by_org[p.org.id].append(i)
         # Organisations in a fixed order: two batches never wait for each other's counter rows in a cycle.
         for org_id in sorted(by_org):
-            await _store_for_org(uow, batch, by_org[org_id], results)
+            await _store_for_org(uow, batch, by_org[org_id], results, replays)
         await uow.commit()
+    if replays:  # request ids seen before: their tickets were committed by an earlier call
+        async with uow_factory() as reader:
+            for i, recorded in replays:
+                results[i] = await _replay(reader, recorded, batch[i])
     return [results[i] for i in range(len(batch))]
 
 
 async def _store_for_org(
-    uow: UnitOfWork,
+    uow: SubmissionUnitOfWork,
     batch: Sequence[PendingSubmission],
     indices: list[int],
     results: dict[int, Submitted | BaseException],
+    replays: list[tuple[int, RecordedRequest]],
 ) -> None:
     org = batch[indices[0]].org
     seen = await uow.requests.find_many(org.id, [batch[i].request_id for i in indices])
@@ -83,7 +97,7 @@ async def _store_for_org(
     for i in indices:
         p = batch[i]
         if (recorded := seen.get(p.request_id)) is not None:
-            results[i] = await _replay(uow, recorded, p)
+            replays.append((i, recorded))
         elif (first := first_with_id.get(p.request_id)) is not None:
             later_with_id.append((i, first))
         else:
@@ -124,7 +138,7 @@ async def _replay(uow: UnitOfWork, recorded: RecordedRequest, p: PendingSubmissi
     return Submitted(ticket, replayed=True)
 
 
-async def _allocate(uow: UnitOfWork, org: Organisation, pending: list[PendingSubmission]) -> list[str]:
+async def _allocate(uow: SubmissionUnitOfWork, org: Organisation, pending: list[PendingSubmission]) -> list[str]:
     """Numbers in submission order; one counter update per business day (normally just one)."""
     by_day: dict[date, list[int]] = defaultdict(list)
     for i, p in enumerate(pending):

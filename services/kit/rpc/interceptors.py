@@ -17,7 +17,8 @@ import grpc
 from google.protobuf.message import Message
 
 from services.kit.auth import TokenVerifier, bind_principal, reset_principal
-from services.kit.errors import DomainError, Unauthenticated
+from services.kit.db import lost_database
+from services.kit.errors import DomainError, Unauthenticated, Unavailable
 from services.kit.rpc.status import internal_status, status_for
 from services.kit.wire import decode
 
@@ -69,10 +70,14 @@ class ErrorInterceptor(_Wrapping):
                 code, message, trailer = status_for(exc)
             except grpc.aio.AbortError:
                 raise
-            except Exception:
-                request_id = uuid.uuid4().hex
-                log.exception("unhandled error (request id %s)", request_id)
-                code, message, trailer = internal_status(request_id)
+            except Exception as exc:
+                if lost_database(exc):  # retryable: request ids make the retry safe
+                    log.warning("database unavailable: %r", exc)
+                    code, message, trailer = status_for(Unavailable("the database is unavailable; retry shortly"))
+                else:
+                    request_id = uuid.uuid4().hex
+                    log.exception("unhandled error (request id %s)", request_id)
+                    code, message, trailer = internal_status(request_id)
             context.set_trailing_metadata(trailer)
             await context.abort(code, message)
 
