@@ -20,10 +20,11 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 from sqlalchemy import Column, DateTime, Integer, LargeBinary, MetaData, String, Table, Text, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from supportflow.events.v1 import events_pb2
 
-from services.kit.db import insert_ignoring_duplicates
+from services.kit.db import insert_ignoring_duplicates, is_postgres
 from services.kit.errors import DomainError
 from services.kit.messaging import NatsConnection
 
@@ -187,6 +188,14 @@ class DurableConsumer:
             {"consumer": self.durable, "event_id": event.event_id, "processed_at": datetime.now(UTC)},
         )
 
+    async def _mark_all_processed(self, conn: AsyncConnection, events: Sequence[events_pb2.Event]) -> None:
+        """`_mark_processed` for a whole fetch, in one statement (one per event was a round trip each)."""
+        dialect = postgresql if is_postgres(conn) else sqlite
+        now = datetime.now(UTC)
+        ids = dict.fromkeys(e.event_id for e in events)  # a fetch may carry a redelivered copy
+        rows = [{"consumer": self.durable, "event_id": event_id, "processed_at": now} for event_id in ids]
+        await conn.execute(dialect.insert(self._processed).values(rows).on_conflict_do_nothing())
+
     async def _process_batch(self, msgs: list[Msg]) -> list[Msg]:
         """Hand the whole fetch to the batch handler at once; on any failure, return the messages
         to be processed one by one (with the usual retries and dead letters)."""
@@ -216,8 +225,7 @@ class DurableConsumer:
                 assert self._batch_handler is not None
                 await self._batch_handler([e for _, e in todo])
                 async with self._engine.begin() as conn:
-                    for _, event in todo:
-                        await self._mark_processed(conn, event)
+                    await self._mark_all_processed(conn, [e for _, e in todo])
         except Exception as exc:
             log.info("consumer %s: batch of %d failed (%r); one by one", self.durable, len(todo), exc)
             return [m for m, _ in todo]
