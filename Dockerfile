@@ -4,6 +4,7 @@
 # workload says what to run with `command` (deploy/base):
 #   python -m services.intake              the intake gRPC service (port 50051)
 #   python -m services.workflow            the workflow gRPC service (port 50052)
+#   python -m services.notify              the notify gRPC service (port 50053)
 #   python -m services.<name> migrate      apply that service's database migrations (the Jobs)
 #   supportflow process deploy|validate …  the process admin's client (DeployProcess)
 # Build from the repository root:  docker build -t supportflow:dev .
@@ -31,21 +32,23 @@ RUN groupadd --system --gid 10001 supportflow \
  && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \
       --shell /usr/sbin/nologin supportflow
 COPY --from=build /opt/supportflow /opt/supportflow
-# The default process bundle and organisations' catalogue, baked in (read-only, owned by root).
-# Changed bundles reach a running system through DeployProcess, not through a new image.
+# The default process bundle, organisations' catalogue and notification configuration, baked in
+# (read-only, owned by root). Changed bundles reach a running system through DeployProcess, an
+# organisation's notification configuration through a ConfigMap (deploy/README.md).
 COPY bpmn /app/bpmn
 # The settings' built-in paths point into a source checkout; an installed package needs these.
 ENV PATH=/opt/supportflow/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SUPPORTFLOW_CATALOG_FILE=/app/bpmn/organisations.toml \
-    SUPPORTFLOW_DEFAULT_BUNDLE_DIR=/app/bpmn
+    SUPPORTFLOW_DEFAULT_BUNDLE_DIR=/app/bpmn \
+    SUPPORTFLOW_CONFIG_DIR=/app/bpmn/notify
 # Business calendars and ticket numbers need the IANA zone data (Asia/Shanghai, …): the python
 # image ships Debian's tzdata in /usr/share/zoneinfo; fail the build if that ever changes. Importing
-# both entrypoints proves the installed package is complete.
+# every entrypoint proves the installed package is complete.
 RUN python -c "import zoneinfo; zoneinfo.ZoneInfo('Asia/Shanghai')" \
- && python -c "import services.intake.__main__, services.workflow.__main__"
+ && python -c "import services.intake.__main__, services.workflow.__main__, services.notify.__main__"
 WORKDIR /app
 USER 10001:10001
-EXPOSE 50051 50052 9090
+EXPOSE 50051 50052 50053 9090
 CMD ["supportflow", "--help"]

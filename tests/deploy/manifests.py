@@ -13,6 +13,7 @@ import yaml
 
 from services.intake.settings import IntakeSettings
 from services.kit.settings import ServiceSettings
+from services.notify.settings import NotifySettings
 from services.workflow.settings import WorkflowSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +25,13 @@ SHARED_CONFIG = "supportflow-config"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 
 #: The settings class each service reads in its `main()`.
-SETTINGS: dict[str, type[ServiceSettings]] = {"intake": IntakeSettings, "workflow": WorkflowSettings}
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "intake": IntakeSettings,
+    "workflow": WorkflowSettings,
+    "notify": NotifySettings,
+}
+#: notify's optional Secret of the variables its directory.toml names (webhook URLs and secrets).
+NOTIFY_WEBHOOKS_SECRET = "supportflow-notify-webhooks"
 
 
 def env_names(settings: type[ServiceSettings]) -> set[str]:

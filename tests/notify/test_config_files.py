@@ -54,6 +54,27 @@ def test_folders_behind_links_are_read_as_a_kubernetes_volume_shows_them(folder:
     assert read_config_dir(volume) == read_config_dir(folder)
 
 
+def test_a_configmap_holds_the_folder_flat_with_double_underscores_for_slashes(folder: Path, tmp_path: Path) -> None:
+    """ConfigMap keys cannot contain "/": `templates__receipt.zh-CN.txt.j2` is templates/receipt.zh-CN.txt.j2."""
+    volume = tmp_path / "configmap"
+    (volume / "..2026_03_02").mkdir(parents=True)
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        key = path.relative_to(folder).as_posix().replace("/", "__")
+        (volume / "..2026_03_02" / key).write_bytes(path.read_bytes())
+        (volume / key).symlink_to(f"..data/{key}")
+    (volume / "..data").symlink_to("..2026_03_02")
+    assert read_config_dir(volume) == read_config_dir(folder)
+    assert "templates/_footer.zh-CN.txt.j2" in read_config_dir(volume)  # "templates___footer…"
+    holder(volume).load_initial()
+
+    (volume / "rules.toml").unlink()
+    (volume / "templates").mkdir()
+    (volume / "templates" / "receipt.zh-CN.txt.j2").write_bytes(b"{{ ticket.number }}")
+    with pytest.raises(RulesError) as twice:
+        read_config_dir(volume)
+    assert "templates__receipt.zh-CN.txt.j2: is templates/receipt.zh-CN.txt.j2 a second time" in str(twice.value)
+
+
 def test_the_service_refuses_to_start_on_a_configuration_that_does_not_load(folder: Path, tmp_path: Path) -> None:
     (folder / "directory.toml").unlink()
     with pytest.raises(RulesError) as refused:

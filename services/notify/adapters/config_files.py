@@ -72,8 +72,16 @@ def signature(root: Path) -> Signature:
     return tuple(out)
 
 
+#: In a file name at the top of the folder, this stands for "/": a Kubernetes ConfigMap cannot hold
+#: folders (its keys allow letters, digits, "-", "_" and "." only), so a ConfigMap with the keys
+#: `rules.toml`, `directory.toml`, `templates__receipt.zh-CN.txt.j2`, `orgs__globex__rules.toml`, …
+#: mounted whole is the folder (deploy/README.md, "Notification configuration").
+FLAT_SEPARATOR = "__"
+
+
 def read_config_dir(root: Path) -> dict[str, bytes]:
-    """{relative POSIX path: content} of every file under `root` (hidden files and folders skipped)."""
+    """{relative POSIX path: content} of every file under `root` (hidden files and folders skipped;
+    top-level names with FLAT_SEPARATOR unfolded into their path)."""
     if not root.is_dir():
         raise RulesError(
             [ConfigProblem(str(root), "", "not a folder: set SUPPORTFLOW_CONFIG_DIR to the notify folder")]
@@ -82,8 +90,12 @@ def read_config_dir(root: Path) -> dict[str, bytes]:
     problems = []
     for path in _files(root):
         relative = path.relative_to(root).as_posix()
+        name = relative.replace(FLAT_SEPARATOR, "/") if "/" not in relative else relative
+        if name in files:
+            problems.append(ConfigProblem(relative, "", f"is {name} a second time: keep one of the two"))
+            continue
         try:
-            files[relative] = path.read_bytes()
+            files[name] = path.read_bytes()
         except OSError as exc:
             problems.append(ConfigProblem(relative, "", f"cannot be read: {exc.strerror or exc}"))
     if problems:
