@@ -302,13 +302,15 @@ def test_endless_script_times_out(script: str) -> None:
         "len([1 for a in range(100000) for b in range(100000)]) > 0",
         "(lambda f: f(f, 60))(lambda f, n: 1 if n == 0 else f(f, n - 1) + f(f, n - 1))",
         "max(map(lambda a: len([b for b in range(100000)]), range(100000)))",
+        "any(a < 0 for a in range(100000) for b in range(100000))",
     ],
 )
 def test_endless_expression_times_out(expression: str) -> None:
-    started = time.perf_counter()
-    with pytest.raises(SandboxTimeout):
-        evaluate_expression(expression, {}, seconds=LIMIT)
-    assert time.perf_counter() - started < LIMIT + SLACK
+    for _ in range(2):  # compiled the first time, taken from the cache the second
+        started = time.perf_counter()
+        with pytest.raises(SandboxTimeout):
+            evaluate_expression(expression, {}, seconds=LIMIT)
+        assert time.perf_counter() - started < LIMIT + SLACK
 
 
 def test_time_limit_only_limits_diagram_code() -> None:
