@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from services.kit.rpc.server import LIVENESS
 from tests.deploy.manifests import (
     ANY_SERVICE_ENV,
     BASE,
@@ -197,15 +198,11 @@ def test_settings_load_from_what_an_overlay_gives(
 def test_grpc_probes_ask_the_declared_grpc_port(container: ServiceContainer) -> None:
     port = int(container.literal("SUPPORTFLOW_GRPC_PORT") or setting_default(container.service, "grpc_port"))
     assert container_ports(container.workload).get("grpc") == port, "containerPort `grpc` must be where it listens"
-    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+    # Readiness is the overall status (NOT_SERVING while the database is unreachable); liveness is
+    # the name the services keep SERVING through a database outage, so an outage restarts nothing.
+    for kind, service in (("startupProbe", ""), ("readinessProbe", ""), ("livenessProbe", LIVENESS)):
         probe = container.container[kind]
-        assert probe.get("grpc") == {"port": port, "service": ""}, f"{kind}: native gRPC health on {port}"
-    # Health is NOT_SERVING while the database is unreachable: readiness reacts, liveness must
-    # outlast a short outage instead of restarting every replica (deploy/README.md).
-    live = container.container["livenessProbe"]
-    ready = container.container["readinessProbe"]
-    assert live["periodSeconds"] * live["failureThreshold"] >= 60
-    assert ready["periodSeconds"] * ready["failureThreshold"] < live["periodSeconds"] * live["failureThreshold"]
+        assert probe.get("grpc") == {"port": port, "service": service}, f"{kind}: gRPC health {service!r} on {port}"
 
 
 @pytest.mark.parametrize("container", SERVERS, ids=cid)

@@ -1,6 +1,13 @@
 """The `grpc.aio` server every service runs: interceptors, standard health, reflection, and
 graceful shutdown (SIGTERM → health NOT_SERVING → `server.stop(grace)` → background workers
-asked to stop and awaited, cancelled only if they overrun → resources closed in reverse order)."""
+asked to stop and awaited, cancelled only if they overrun → resources closed in reverse order).
+
+Health answers two questions under two names of the standard service. `""` (and each service's
+own name) is readiness: SERVING while the dependencies answer (the database), so an orchestrator
+stops routing calls to a replica that cannot serve them. `"liveness"` is SERVING while the process
+can make progress — its event loop answers and none of its background workers (outbox relay,
+consumers, scheduler) has died — so a database outage marks every replica unready but restarts
+none, while a replica whose worker crashed is restarted."""
 
 from __future__ import annotations
 
@@ -21,6 +28,9 @@ from services.kit.rpc.interceptors import AuthInterceptor, ErrorInterceptor
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[None]]
+
+#: The health service name that reports liveness (see the module docstring).
+LIVENESS = "liveness"
 
 
 class ServiceHost:
@@ -57,6 +67,7 @@ class ServiceHost:
         self._stoppable: dict[asyncio.Task[Any], Callable[[], None]] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
+        self._shutting_down = False
         self.port = 0
 
     def add_background(
@@ -66,8 +77,16 @@ class ServiceHost:
         in hand) and waits for that; without, it is cancelled."""
         task = asyncio.create_task(coro, name=name)
         self._tasks.append(task)
+        task.add_done_callback(self._worker_ended)
         if stop is not None:
             self._stoppable[task] = stop
+
+    def _worker_ended(self, task: asyncio.Task[Any]) -> None:
+        if self._stopping.is_set() or self._shutting_down:
+            return
+        error = None if task.cancelled() else task.exception()
+        log.error("%s: background worker %s ended unexpectedly: %r", self.name, task.get_name(), error)
+        asyncio.get_running_loop().create_task(self.health.set(LIVENESS, health_pb2.HealthCheckResponse.NOT_SERVING))
 
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Run at shutdown, last registered first."""
@@ -76,6 +95,7 @@ class ServiceHost:
     async def start(self, host: str, port: int) -> int:
         self.port = self.server.add_insecure_port(f"{host}:{port}")
         await self.server.start()
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
         await self._set_health(serving=await self._probe_ok())
         self.add_background("health-probe", self._probe_loop())
         log.info("%s listening on %s:%d", self.name, host, self.port)
@@ -93,6 +113,7 @@ class ServiceHost:
 
     async def shutdown(self) -> None:
         log.info("%s shutting down (grace %.1fs)", self.name, self._grace)
+        self._shutting_down = True
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self._grace)
         await self._stop_background()
