@@ -32,7 +32,8 @@ def summary_of(event: events_pb2.Event) -> str:
         case "task.completed":
             return f"task '{p.name}' completed by {p.completed_by}"
         case "ticket.assigned":
-            return f"assigned to {p.assignee or p.team}"
+            helped = f", co-handlers {', '.join(p.co_handlers)}" if p.co_handlers else ""
+            return f"assigned to {p.assignee or p.team}{helped}"
         case "ticket.escalated":
             return f"escalated {p.from_tier} → {p.to_tier}" + (" (automatic)" if p.automatic else "")
         case "sla.warning" | "sla.breached":

@@ -38,6 +38,7 @@ from services.intake.domain.catalog import Catalog
 from services.intake.domain.errors import InvalidTicket, TicketNotFound
 from services.intake.domain.model import Actor, AttachmentInfo, Comment, Ticket, TicketStatus
 from services.intake.domain.numbering import business_day
+from services.intake.domain.progress import after_supplement
 from services.intake.domain.submission import NewAttachment
 from services.kit.auth import Principal
 from services.kit.errors import FieldViolation
@@ -202,6 +203,7 @@ async def supplement_ticket(deps: IntakeDeps, principal: Principal, cmd: Supplem
             )
             updated = replace(
                 ticket,
+                status=after_supplement(ticket.status, classified=ticket.priority is not None or bool(ticket.team)),
                 description=description,
                 environment=environment,
                 reproduction_steps=steps,

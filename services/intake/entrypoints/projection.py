@@ -44,7 +44,7 @@ async def apply_event(conn: AsyncConnection, event: events_pb2.Event) -> None:
     if expected is not None and event.WhichOneof("payload") != expected:
         raise MalformedEvent(f"{event.type} event carries payload {event.WhichOneof('payload') or '(none)'}")
     at = event.occurred_at.ToDatetime(tzinfo=UTC) if event.HasField("occurred_at") else datetime.now(UTC)
-    query = select(t.tickets.c.status).where(t.tickets.c.ticket_number == event.ticket_number)
+    query = select(t.tickets.c.status, t.tickets.c.assignee).where(t.tickets.c.ticket_number == event.ticket_number)
     if is_postgres(conn):
         # Lock the row: a requester action committing meanwhile (e.g. a cancellation) must not be
         # overwritten by a status computed from what was there before it.
@@ -56,7 +56,7 @@ async def apply_event(conn: AsyncConnection, event: events_pb2.Event) -> None:
     await insert_ignoring_duplicates(conn, t.timeline, timeline_row(event))
     changes: dict[str, Any] = {}
     current = TicketStatus(row.status)
-    status = next_status(current, event.type)
+    status = next_status(current, event.type, has_handler=bool(row.assignee))
     if status is not current:
         changes["status"] = status.value
     kind = event.WhichOneof("payload")
@@ -67,11 +67,12 @@ async def apply_event(conn: AsyncConnection, event: events_pb2.Event) -> None:
         changes["team"] = p.team
         changes["category"] = p.category
     elif kind == "ticket_assigned":
-        changes["team"] = event.ticket_assigned.team or None
+        # The ticket's handler (SOP §4's main handler) is who an assignment names. A claimed task
+        # does not change it: the change manager claiming an approval or the reviewer claiming a
+        # review works on the ticket without handling it; the claim shows on the timeline only.
+        if event.ticket_assigned.team:
+            changes["team"] = event.ticket_assigned.team
         changes["assignee"] = event.ticket_assigned.assignee
-        changes = {k: v for k, v in changes.items() if v is not None}
-    elif kind == "task_claimed":
-        changes["assignee"] = event.task_claimed.assignee
     if changes:
         changes["updated_at"] = at
         await conn.execute(t.tickets.update().where(t.tickets.c.ticket_number == event.ticket_number).values(**changes))
