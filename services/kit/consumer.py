@@ -5,6 +5,11 @@ processed-events table; a redelivered event finds its row and is acknowledged wi
 handler again. A message that cannot be decoded, or whose handler raises a `DomainError` (the event
 is wrong, not the system), is recorded in the dead-letter table and terminated; any other failure
 is retried with a growing delay until `max_deliver`, then dead-lettered too.
+
+The ack wait is short (5 s), so that messages a crashed process had fetched but not acknowledged
+come back quickly (JetStream redelivers them only when it runs out). While a fetch is worked
+through, every message of it not yet acknowledged is reported in progress every third of the ack
+wait, so that a slow batch is not redelivered under its consumer's hands.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from google.protobuf.message import DecodeError
@@ -75,7 +80,7 @@ class DurableConsumer:
         dead_letters: Table,
         max_deliver: int = 8,
         batch: int = 64,
-        ack_wait_seconds: float = 30.0,
+        ack_wait_seconds: float = 5.0,
         after_commit: Callable[[], None] | None = None,
     ) -> None:
         self._nats, self._engine = nats, engine
@@ -129,17 +134,38 @@ class DurableConsumer:
                     msgs = await sub.fetch(self._batch, timeout=1.0)
                 except (FetchTimeoutError, TimeoutError):
                     continue
-                if self._batch_handler is not None and len(msgs) > 1 and not self._stopping.is_set():
-                    msgs = await self._process_batch(msgs)  # what is left to take one by one
-                for msg in msgs:
-                    if self._stopping.is_set():
-                        await msg.nak()  # handed back at once to whoever consumes next
-                    else:
-                        await self._process(msg)
+                async with self._in_progress(msgs):
+                    if self._batch_handler is not None and len(msgs) > 1 and not self._stopping.is_set():
+                        msgs = await self._process_batch(msgs)  # what is left to take one by one
+                    for msg in msgs:
+                        if self._stopping.is_set():
+                            await msg.nak()  # handed back at once to whoever consumes next
+                        else:
+                            await self._process(msg)
         finally:
             # An abandoned subscription would make the connection's drain() wait at shutdown.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(sub.unsubscribe()), timeout=1.0)
+
+    @contextlib.asynccontextmanager
+    async def _in_progress(self, msgs: Sequence[Msg]) -> AsyncIterator[None]:
+        """Keep the ack wait of the fetched `msgs` from running out while they are worked on."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self._ack_wait / 3)
+                for msg in msgs:
+                    if not msg.is_acked:
+                        with contextlib.suppress(Exception):  # a lost connection: redelivery takes over
+                            await msg.in_progress()
+
+        heart = asyncio.create_task(beat(), name=f"consumer-{self.durable}-in-progress")
+        try:
+            yield
+        finally:
+            heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heart
 
     async def _process(self, msg: Msg) -> None:
         meta = msg.metadata
@@ -194,7 +220,9 @@ class DurableConsumer:
         now = datetime.now(UTC)
         ids = dict.fromkeys(e.event_id for e in events)  # a fetch may carry a redelivered copy
         rows = [{"consumer": self.durable, "event_id": event_id, "processed_at": now} for event_id in ids]
-        await conn.execute(dialect.insert(self._processed).values(rows).on_conflict_do_nothing())
+        # One statement compiled once, the rows as its parameters (a VALUES list of the rows would
+        # be compiled anew for each batch).
+        await conn.execute(dialect.insert(self._processed).on_conflict_do_nothing(), rows)
 
     async def _process_batch(self, msgs: list[Msg]) -> list[Msg]:
         """Hand the whole fetch to the batch handler at once; on any failure, return the messages
