@@ -58,9 +58,10 @@ class GroupCommitter(Generic[Item, Result]):
             worker = asyncio.create_task(self._drain(), name="group-commit")
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
-        # A caller that gives up (deadline, cancel) must not cancel the batch others wait on:
-        # its item is still processed, and request ids make the outcome replayable.
-        return await asyncio.shield(future)
+        # A caller that gives up (deadline, cancel) cancels only its own future, never the batch
+        # others wait on: its item is still processed (the worker skips setting a done future),
+        # and request ids make the outcome replayable.
+        return await future
 
     async def _drain(self) -> None:
         batch: list[tuple[Item, asyncio.Future[Result]]] = []
