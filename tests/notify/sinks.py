@@ -1,7 +1,7 @@
 """The far ends of notify's channels, real servers in this process: an SMTP server (aiosmtpd) that
 keeps what it receives — or refuses it, or is slow to confirm it, as told —, a host that greets
-with 5xx, and an HTTP server for webhooks that can be told to fail, answer like a DingTalk robot
-refusing a message, or hang until released."""
+with 5xx, and an HTTP server for webhooks that can be told to fail (with a Retry-After, too),
+answer like a DingTalk robot refusing a message, or hang until released."""
 
 from __future__ import annotations
 
@@ -169,16 +169,18 @@ class Request:
 
 
 OK_ANSWER = (200, b'{"errcode":0,"errmsg":"ok"}')
+#: (status, body) or (status, body, extra headers such as Retry-After).
+Answer = tuple[int, bytes] | tuple[int, bytes, dict[str, str]]
 
 
 class HttpSink:
     """An HTTP server on a free port of 127.0.0.1. Answers each POST with the next scripted
-    (status, body), else 200 and a robot's "ok"; while `gate` is cleared, requests wait for it."""
+    answer, else `always`, else 200 and a robot's "ok"; while `gate` is cleared, requests wait for it."""
 
     def __init__(self) -> None:
         self.requests: list[Request] = []
-        self.script: deque[tuple[int, bytes]] = deque()
-        self.always: tuple[int, bytes] | None = None
+        self.script: deque[Answer] = deque()
+        self.always: Answer | None = None
         self.gate = threading.Event()
         self.gate.set()
         self.waiting = 0
@@ -192,9 +194,11 @@ class HttpSink:
                 sink.waiting += 1
                 sink.gate.wait(timeout=30)
                 sink.waiting -= 1
-                status, answer = sink.script.popleft() if sink.script else (sink.always or OK_ANSWER)
+                status, answer, *extra = sink.script.popleft() if sink.script else (sink.always or OK_ANSWER)
                 try:
                     self.send_response(status)
+                    for name, value in (extra[0] if extra else {}).items():
+                        self.send_header(name, value)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()

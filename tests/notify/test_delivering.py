@@ -207,6 +207,35 @@ async def test_a_refusal_for_good_is_dead_at_the_first_attempt_and_can_still_be_
     assert store.rows["gone"].status == Status.SENT
 
 
+async def test_a_receiver_that_names_a_longer_wait_is_not_asked_again_before_it() -> None:
+    store, clock = MemoryDeliveries(), Clock()
+    store.add("limited", "webhook")
+    store.add("busy", "webhook")
+
+    class RateLimited:
+        async def send(self, item: Outgoing) -> None:
+            if item.notification_id == "limited":
+                raise DeliveryFailed("HTTP 429: slow down (Retry-After 900 s)", retry_after=timedelta(minutes=15))
+            raise DeliveryFailed("HTTP 503: busy", retry_after=timedelta(seconds=5))  # shorter than the backoff
+
+    await deliver_due("webhook", RateLimited(), deps(store, clock))
+    limited, busy = store.rows["limited"], store.rows["busy"]
+    assert (limited.status, limited.attempts) == (Status.RETRYING, 1)
+    assert limited.next_attempt_at is not None
+    assert NOW + timedelta(minutes=15) <= limited.next_attempt_at <= NOW + timedelta(minutes=18)
+    low, high = POLICY.bounds(1)
+    assert busy.next_attempt_at is not None
+    assert NOW + low <= busy.next_attempt_at <= NOW + high  # the backoff, as without a Retry-After
+
+    clock.current = NOW + high + timedelta(seconds=1)
+    sender = Scripted()
+    await deliver_due("webhook", sender, deps(store, clock))
+    assert sender.sent == ["busy"]
+    clock.current = limited.next_attempt_at
+    await deliver_due("webhook", sender, deps(store, clock))
+    assert sender.sent == ["busy", "limited"]
+
+
 async def test_a_slow_send_does_not_hold_up_recording_the_others() -> None:
     store, clock = MemoryDeliveries(), Clock()
     for name in ("slow", "a", "b"):

@@ -20,7 +20,6 @@ from services.notify.adapters.formats import (
     dingtalk_sign,
     email_message,
     generic_json,
-    robot_error,
     signed_request,
     text_to_markdown,
     thread_root_id,
@@ -236,23 +235,3 @@ def test_a_stored_body_signed_later_is_the_request_built_at_that_time(kind: str)
     assert signed_request(kind, url, stored, secret=secret, now=later) == webhook_request(
         robot, message, url=url, secret=secret, now=later
     )
-
-
-@pytest.mark.parametrize(
-    ("kind", "status", "body", "error"),
-    [
-        ("dingtalk", 200, b'{"errcode":0,"errmsg":"ok"}', None),
-        ("dingtalk", 200, b'{"errcode":310000,"errmsg":"sign not match"}', "dingtalk errcode 310000: sign not match"),
-        (
-            "wecom",
-            200,
-            b'{"errcode":45009,"errmsg":"api freq out of limit"}',
-            "wecom errcode 45009: api freq out of limit",
-        ),
-        ("wecom", 200, b"<html>", "wecom answered with something other than JSON: <html>"),
-        ("generic", 204, b"", None),
-        ("generic", 503, b"busy", "HTTP 503: busy"),
-    ],
-)
-def test_robot_answers_are_read_as_delivered_or_failed(kind: str, status: int, body: bytes, error: str | None) -> None:
-    assert robot_error(kind, status, body) == error

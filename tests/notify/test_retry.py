@@ -68,3 +68,15 @@ def test_a_nonsensical_policy_is_refused(bad: dict[str, object]) -> None:
 def test_attempts_count_from_one() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         DEFAULT_POLICY.nominal_delay(0)
+
+
+def test_a_wait_the_receiver_asks_for_is_honoured_when_longer_than_the_backoff() -> None:
+    # Retry-After: 600 after the first failure (backoff 24–36 s): not before 10 min, spread upwards.
+    assert next_attempt(1, NOW, Fixed(0.0), at_least=600 * S) == NOW + 600 * S
+    assert next_attempt(1, NOW, Fixed(0.5), at_least=600 * S) == NOW + 660 * S
+    # Shorter than the backoff: the backoff.
+    assert next_attempt(3, NOW, Fixed(0.5), at_least=10 * S) == NOW + 480 * S
+    # At most the policy's longest wait (2 h, jittered as any wait): a receiver cannot park a notice.
+    assert next_attempt(1, NOW, Fixed(0.0), at_least=timedelta(days=3)) == NOW + 7200 * S
+    # The last attempt stays the last.
+    assert next_attempt(6, NOW, Fixed(0.5), at_least=600 * S) is None

@@ -1,7 +1,8 @@
 """The senders against real servers: an e-mail arrives as stored, from the address of its From:
 header; a webhook call is signed at the moment it is made; and every failure — a refused
 recipient, a server that is not there, an HTTP error, a robot's errcode, a receiver that does not
-answer in time — becomes a reason an operator can act on, without the robot's credentials in it."""
+answer in time — becomes a reason an operator can act on, without the robot's credentials in it:
+final when trying again cannot help, else with the least wait the receiver asked for."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import hashlib
 import hmac
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -171,24 +172,82 @@ async def test_a_generic_webhook_is_signed_when_it_is_called(http: HttpSink) -> 
 
 
 @pytest.mark.parametrize(
-    ("kind", "answer", "reason"),
+    ("kind", "answer", "permanent", "reason"),
     [
-        ("generic", (500, b"upstream down"), "HTTP 500: upstream down"),
-        ("generic", (302, b""), "HTTP 302"),
-        ("dingtalk", (200, b'{"errcode":310000,"errmsg":"keywords not in content"}'), "errcode 310000: keywords"),
-        ("wecom", (200, b'{"errcode":93000,"errmsg":"invalid webhook url"}'), "wecom errcode 93000"),
+        ("generic", (500, b"upstream down"), False, "HTTP 500: upstream down"),
+        ("generic", (502, b"<html>bad gateway</html>"), False, "HTTP 502: <html>bad gateway</html>"),
+        ("generic", (408, b""), False, "HTTP 408"),
+        ("generic", (302, b""), False, "HTTP 302"),
+        ("generic", (400, b'{"error":"unknown field"}'), True, 'HTTP 400: {"error":"unknown field"}'),
+        ("generic", (401, b"bad signature"), True, "HTTP 401: bad signature"),
+        ("generic", (403, b"forbidden"), True, "HTTP 403: forbidden"),
+        ("generic", (404, b"no such hook"), True, "HTTP 404: no such hook"),
+        ("generic", (410, b"hook deleted"), True, "HTTP 410: hook deleted"),
+        ("generic", (413, b"too large"), True, "HTTP 413: too large"),
+        ("generic", (422, b"bad ticket"), True, "HTTP 422: bad ticket"),
+        ("generic", (308, b""), True, "HTTP 308"),
+        ("dingtalk", (200, b'{"errcode":310000,"errmsg":"keywords not in content"}'), True, "errcode 310000: keywords"),
+        ("dingtalk", (200, b'{"errcode":-1,"errmsg":"system busy"}'), False, "dingtalk errcode -1: system busy"),
+        ("wecom", (200, b'{"errcode":93000,"errmsg":"invalid webhook url"}'), True, "wecom errcode 93000"),
+        ("wecom", (200, b'{"errcode":45009,"errmsg":"api freq out of limit"}'), False, "wecom errcode 45009"),
     ],
 )
-async def test_a_refusal_is_a_failure_with_the_receivers_words(
-    http: HttpSink, kind: str, answer: tuple[int, bytes], reason: str
+async def test_a_refusal_is_a_failure_with_the_receivers_words_final_or_not(
+    http: HttpSink, kind: str, answer: tuple[int, bytes], permanent: bool, reason: str
 ) -> None:
     http.script.append(answer)
     sender = webhook_sender(http, kind, "/robot/send?access_token=SECRET-TOKEN")
     with pytest.raises(DeliveryFailed) as failed:
         await sender.send(outgoing("webhook", payload=BODY))
+    assert isinstance(failed.value, DeliveryRefused) is permanent
+    assert ("permanent: not retried" in str(failed.value)) is permanent
     assert reason in str(failed.value)
-    assert f"http://127.0.0.1:{http.port}" in str(failed.value)
+    assert f"webhook 'hook' (http://127.0.0.1:{http.port})" in str(failed.value)
     assert "SECRET-TOKEN" not in str(failed.value)
+    await sender.send(outgoing("webhook", payload=BODY))  # the next call is taken: it said so once
+    assert len(http.requests) == 2
+    await sender.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "wait"),
+    [
+        ((429, b"slow down", {"Retry-After": "120"}), timedelta(seconds=120)),
+        ((503, b"maintenance", {"Retry-After": "Mon, 02 Mar 2026 01:30:00 GMT"}), timedelta(minutes=30)),
+        ((413, b"busy, send it later", {"Retry-After": "30"}), timedelta(seconds=30)),
+        ((429, b"slow down"), None),
+    ],
+)
+async def test_a_receiver_asking_to_wait_says_how_long(
+    http: HttpSink, answer: tuple[int, bytes, dict[str, str]], wait: timedelta | None
+) -> None:
+    http.script.append(answer)
+    sender = webhook_sender(http, "generic", "/hook")
+    with pytest.raises(DeliveryFailed) as failed:
+        await sender.send(outgoing("webhook", payload=BODY))
+    assert not isinstance(failed.value, DeliveryRefused)
+    assert failed.value.retry_after == wait
+    if wait is not None:
+        assert f"(Retry-After {int(wait.total_seconds())} s)" in str(failed.value)
+    await sender.close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer", "wait"),
+    [
+        ("dingtalk", b'{"errcode":130101,"errmsg":"send too fast, exceed 20 times per minute"}', 600),
+        ("wecom", b'{"errcode":45009,"errmsg":"api freq out of limit"}', 60),
+    ],
+)
+async def test_a_rate_limited_robot_names_its_window(http: HttpSink, kind: str, answer: bytes, wait: int) -> None:
+    """DingTalk throttles a robot for 10 minutes after 20 messages in a minute; WeCom allows 20 a
+    minute: each one's rate-limit answer carries the least wait before the next try."""
+    http.script.append((200, answer))
+    sender = webhook_sender(http, kind, "/robot/send")
+    with pytest.raises(DeliveryFailed) as failed:
+        await sender.send(outgoing("webhook", payload=BODY))
+    assert not isinstance(failed.value, DeliveryRefused)
+    assert failed.value.retry_after == timedelta(seconds=wait)
     await sender.close()
 
 

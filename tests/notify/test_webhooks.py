@@ -1,7 +1,8 @@
-"""A chat robot that refuses messages: notify tries again with growing waits (driven by the test's
-clock, not by sleeping), gives up after the last attempt with the robot's own words as the reason,
-and sends it when an agent asks again — while e-mail keeps flowing all along. A robot that hangs
-holds up no e-mail either."""
+"""A chat robot that fails for now (busy): notify tries again with growing waits (driven by the
+test's clock, not by sleeping), gives up after the last attempt with the robot's own words as the
+reason, and sends it when an agent asks again — while e-mail keeps flowing all along. A robot that
+refuses the message for good (its signature check) is dead at once; one that is rate-limited is
+asked again only after the wait it named. A robot that hangs holds up no e-mail either."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.notify.sinks import HttpSink, SmtpSink
 from tests.notify.stream_side import Ticket, publish, ticket_number, until
 
 ROBOT = "/dingtalk/robot/send"
+BUSY = (200, '{"errcode":-1,"errmsg":"系统繁忙"}'.encode())
 REFUSED = (200, b'{"errcode":310000,"errmsg":"sign not match, more: [https://ding-doc.dingtalk.com/]"}')
 POLICY = RetryPolicy(max_attempts=MAX_ATTEMPTS)
 OPERATIONS = {"team": "运维团队 Operations", "groups": ["operations"]}
@@ -49,7 +51,7 @@ async def quiet(http: HttpSink, count: int) -> None:
     assert len(http.to(ROBOT)) == count
 
 
-async def test_a_refusing_robot_is_retried_with_backoff_then_dead_then_sent_on_request_while_mail_flows(
+async def test_a_busy_robot_is_retried_with_backoff_then_dead_then_sent_on_request_while_mail_flows(
     notify: Notify,
     stub: notify_pb2_grpc.NotifyServiceStub,
     nc: Client,
@@ -57,7 +59,7 @@ async def test_a_refusing_robot_is_retried_with_backoff_then_dead_then_sent_on_r
     http: HttpSink,
     clock: MovableClock,
 ) -> None:
-    http.always = REFUSED
+    http.always = BUSY
     ticket = Ticket(ticket_number(), clock.now)
     # A P0 lands in the routed team's DingTalk group at once (rules.toml), and the receipt goes out.
     await publish(nc, ticket.submitted(), ticket.classified(types_pb2.PRIORITY_P0, **OPERATIONS))
@@ -74,7 +76,7 @@ async def test_a_refusing_robot_is_retried_with_backoff_then_dead_then_sent_on_r
     failed_at = clock.now()
     notice = await until(lambda: robot_notice(stub, ticket.number), lambda n: n.attempts == 1)
     assert notice.status == pb.DELIVERY_STATUS_RETRYING
-    assert "dingtalk errcode 310000: sign not match" in notice.last_error
+    assert "dingtalk errcode -1: 系统繁忙" in notice.last_error
     assert "ops-token-123" not in notice.last_error  # the robot's credential stays out of sight
     low, high = POLICY.bounds(1)
     due = notice.next_attempt_at.ToDatetime().replace(tzinfo=failed_at.tzinfo)
@@ -106,7 +108,7 @@ async def test_a_refusing_robot_is_retried_with_backoff_then_dead_then_sent_on_r
     notice = await until(lambda: robot_notice(stub, ticket.number), lambda n: n.status == pb.DELIVERY_STATUS_DEAD)
     assert notice.status == pb.DELIVERY_STATUS_DEAD
     assert notice.attempts == MAX_ATTEMPTS
-    assert "dingtalk errcode 310000: sign not match" in notice.last_error
+    assert "dingtalk errcode -1: 系统繁忙" in notice.last_error
     assert not notice.HasField("next_attempt_at")
     assert [a.succeeded for a in notice.attempt_log] == [False, False, False]
     assert sample(notify, "notifications_dead_total", "webhook") == 1
@@ -145,6 +147,71 @@ async def test_a_refusing_robot_is_retried_with_backoff_then_dead_then_sent_on_r
             pb.RetryNotificationRequest(notification_id=notice.notification_id), metadata=auth()
         )
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_robot_refusing_for_good_is_dead_at_once_and_sent_when_an_agent_asks_again(
+    notify: Notify,
+    stub: notify_pb2_grpc.NotifyServiceStub,
+    nc: Client,
+    smtp: SmtpSink,
+    http: HttpSink,
+    clock: MovableClock,
+) -> None:
+    """DingTalk's 310000 (signature, keyword or IP allow-list): the robot's settings, not the
+    moment — asking again later gets the same answer, so the notice is dead with the reason."""
+    http.always = REFUSED
+    ticket = Ticket(ticket_number(), clock.now)
+    await publish(nc, ticket.submitted(), ticket.classified(types_pb2.PRIORITY_P0, **OPERATIONS))
+    await http.wait_for(ROBOT, 1)
+    notice = await until(lambda: robot_notice(stub, ticket.number), lambda n: n.status == pb.DELIVERY_STATUS_DEAD)
+    assert (notice.status, notice.attempts) == (pb.DELIVERY_STATUS_DEAD, 1)
+    assert notice.last_error.endswith(
+        "dingtalk errcode 310000: sign not match, more: [https://ding-doc.dingtalk.com/] (permanent: not retried)"
+    )
+    assert "ops-token-123" not in notice.last_error
+    assert not notice.HasField("next_attempt_at")
+    assert sample(notify, "notifications_dead_total", "webhook") == 1
+    assert len(await smtp.wait_for(ticket.number, 1)) == 1  # the receipt went out all the same
+
+    clock.advance(timedelta(hours=3))  # well past every backoff: never asked again by itself
+    await quiet(http, 1)
+
+    http.always = None  # the robot's security settings are fixed
+    await stub.RetryNotification(
+        pb.RetryNotificationRequest(notification_id=notice.notification_id),
+        metadata=auth("lead-1", roles=("team_lead",)),
+    )
+    notice = await until(lambda: robot_notice(stub, ticket.number), lambda n: n.status == pb.DELIVERY_STATUS_SENT)
+    assert (notice.status, notice.attempts) == (pb.DELIVERY_STATUS_SENT, 1)
+    assert [a.succeeded for a in notice.attempt_log] == [False, True]
+    assert len(http.to(ROBOT)) == 2
+
+
+async def test_a_rate_limited_receiver_is_asked_again_only_after_the_wait_it_named(
+    notify: Notify,
+    stub: notify_pb2_grpc.NotifyServiceStub,
+    nc: Client,
+    http: HttpSink,
+    clock: MovableClock,
+) -> None:
+    http.script.append((429, b"slow down", {"Retry-After": "900"}))
+    ticket = Ticket(ticket_number(), clock.now)
+    await publish(nc, ticket.submitted(), ticket.classified(types_pb2.PRIORITY_P0, **OPERATIONS))
+    await http.wait_for(ROBOT, 1)
+    failed_at = clock.now()
+    notice = await until(lambda: robot_notice(stub, ticket.number), lambda n: n.attempts == 1)
+    assert notice.status == pb.DELIVERY_STATUS_RETRYING
+    assert "HTTP 429: slow down (Retry-After 900 s)" in notice.last_error
+    due = notice.next_attempt_at.ToDatetime().replace(tzinfo=failed_at.tzinfo)
+    # Not the 30 s backoff: the 15 minutes asked for (spread upwards by the jitter only).
+    assert failed_at + timedelta(minutes=15) <= due <= failed_at + timedelta(minutes=18)
+
+    clock.current = failed_at + POLICY.bounds(1)[1] + timedelta(seconds=1)  # the backoff is over …
+    await quiet(http, 1)  # … but not the wait the receiver named
+    clock.current = due + timedelta(seconds=1)
+    await http.wait_for(ROBOT, 2)
+    notice = await until(lambda: robot_notice(stub, ticket.number), lambda n: n.status == pb.DELIVERY_STATUS_SENT)
+    assert (notice.status, notice.attempts) == (pb.DELIVERY_STATUS_SENT, 2)
 
 
 async def test_a_hanging_robot_holds_up_no_mail(

@@ -210,22 +210,6 @@ def signed_request(kind: str, url: str, body: bytes, *, secret: str = "", now: d
     return WebhookRequest(url, _generic_headers(body, str(notice_key), secret, now), body)
 
 
-def robot_error(kind: str, status: int, body: bytes) -> str | None:
-    """What went wrong with a webhook call, or None when it was delivered. DingTalk and WeCom
-    answer HTTP 200 with `{"errcode": 310000, "errmsg": "…"}` when they refuse a message."""
-    if not 200 <= status < 300:
-        return f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}"
-    if kind in ("dingtalk", "wecom"):
-        try:
-            answer = json.loads(body or b"{}")
-        except ValueError:
-            return f"{kind} answered with something other than JSON: {body[:200].decode('utf-8', 'replace')}"
-        code = answer.get("errcode", 0) if isinstance(answer, dict) else 0
-        if code:
-            return f"{kind} errcode {code}: {answer.get('errmsg', '')}"
-    return None
-
-
 def text_to_markdown(subject: str, text: str) -> str:
     """The subject as a heading, then the text. Robot markdown joins single line breaks, so each
     line ends with a hard break (two spaces), except inside lists and between paragraphs."""

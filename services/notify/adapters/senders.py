@@ -23,6 +23,10 @@ SMTP replies are read as Postfix reads them (RFC 5321 §4.2.1: 4yz transient, 5y
 
 The reply code decides, not an enhanced status code in its text (RFC 3463 requires them to agree;
 when they do not, the basic code is the one RFC 5321 defines).
+
+Webhook answers are read in `webhook_answers.py`: 408, 421, 425, 429, 5xx, no answer and a robot's
+rate-limit or busy code are retried (after at least the Retry-After or rate-limit window they
+name); any other 4xx, a permanent redirect and any other robot error code are dead at once.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from email.parser import BytesHeaderParser
 from urllib.parse import urlsplit
 
 from services.notify.adapters.config_files import Endpoint
-from services.notify.adapters.formats import WebhookRequest, robot_error, signed_request
+from services.notify.adapters.formats import WebhookRequest, signed_request
+from services.notify.adapters.webhook_answers import read_answer
 from services.notify.application.ports import Clock, DeliveryFailed, DeliveryRefused, Outgoing
 
 #: How much of a webhook's answer is read (robots answer a line of JSON).
@@ -162,19 +167,24 @@ class WebhookSender:
             endpoint.kind, endpoint.url, item.payload, secret=endpoint.secret, now=self._clock.now()
         )
         loop = asyncio.get_running_loop()
-        status, answer = await loop.run_in_executor(self._executor, self._post, request)
-        error = robot_error(endpoint.kind, status, answer)
-        if error is not None:
-            raise DeliveryFailed(f"webhook '{item.webhook}' ({_host(endpoint.url)}): {error}")
+        status, retry_after, answer = await loop.run_in_executor(self._executor, self._post, request)
+        refusal = read_answer(endpoint.kind, status, answer, retry_after=retry_after, now=self._clock.now())
+        if refusal is None:
+            return
+        where = f"webhook '{item.webhook}' ({_host(endpoint.url)})"
+        if refusal.permanent:
+            raise DeliveryRefused(f"{where}: {refusal.reason} (permanent: not retried)")
+        raise DeliveryFailed(f"{where}: {refusal.reason}", retry_after=refusal.retry_after)
 
-    def _post(self, request: WebhookRequest) -> tuple[int, bytes]:
+    def _post(self, request: WebhookRequest) -> tuple[int, str | None, bytes]:
+        """(status, Retry-After header or None, the first MAX_ANSWER_BYTES of the body)."""
         http_request = urllib.request.Request(request.url, data=request.body, headers=request.headers, method="POST")
         try:
             with self._opener.open(http_request, timeout=self._timeout) as response:
-                return int(response.status), bytes(response.read(MAX_ANSWER_BYTES))
+                return int(response.status), response.headers.get("Retry-After"), bytes(response.read(MAX_ANSWER_BYTES))
         except urllib.error.HTTPError as exc:
             with exc:
-                return int(exc.code), bytes(exc.read(MAX_ANSWER_BYTES))
+                return int(exc.code), exc.headers.get("Retry-After"), bytes(exc.read(MAX_ANSWER_BYTES))
         except urllib.error.URLError as exc:
             reason = exc.reason if isinstance(exc.reason, str) else getattr(exc.reason, "strerror", None) or exc.reason
             raise DeliveryFailed(f"{_host(request.url)} unreachable: {reason}") from None

@@ -3,8 +3,8 @@
 `deliver_due` claims a batch of due notifications of one channel in a short transaction (pushing
 their next attempt out by a lease, so another worker does not take them too), sends them outside
 any transaction, concurrently, and records each outcome as soon as its send ends: sent; or failed,
-to be retried after the backoff of `retry.next_attempt`; or, after the last attempt or a refusal
-for good (`DeliveryRefused`), dead with the error.
+to be retried after the backoff of `retry.next_attempt` (longer when the receiver asked for a
+wait); or, after the last attempt or a refusal for good (`DeliveryRefused`), dead with the error.
 
 Delivery is at least once. A process that dies mid-send, or cannot record the outcome because the
 database is gone, leaves the notification claimed; it is taken again when the lease ends. If the
@@ -62,10 +62,17 @@ async def deliver_due(channel: Channel, sender: Sender, deps: DeliveryDeps) -> l
 
 
 async def _deliver(item: Outgoing, sender: Sender, deps: DeliveryDeps) -> tuple[Outgoing, Outcome]:
-    error, permanent = await _attempt(item, sender)
+    error, failure = await _attempt(item, sender)
     at = deps.clock.now()
     outcome = after_attempt(
-        item.attempts, at, error, deps.rng, deps.policy, previous_error=item.last_error, permanent=permanent
+        item.attempts,
+        at,
+        error,
+        deps.rng,
+        deps.policy,
+        previous_error=item.last_error,
+        permanent=isinstance(failure, DeliveryRefused),
+        retry_after=failure.retry_after if failure is not None else None,
     )
     await deps.store.record_outcome(item.notification_id, outcome, DeliveryAttempt(at, error is None, error or ""))
     if error is not None:
@@ -82,16 +89,17 @@ async def _deliver(item: Outgoing, sender: Sender, deps: DeliveryDeps) -> tuple[
     return item, outcome
 
 
-async def _attempt(item: Outgoing, sender: Sender) -> tuple[str | None, bool]:
-    """(why it failed or None, whether the failure is permanent)."""
+async def _attempt(item: Outgoing, sender: Sender) -> tuple[str | None, DeliveryFailed | None]:
+    """(why it failed or None, the sender's DeliveryFailed when it raised one: permanent or not,
+    and how long the receiver asked us to wait)."""
     try:
         await sender.send(item)
     except DeliveryFailed as exc:
-        return _clip(str(exc) or "failed"), isinstance(exc, DeliveryRefused)
+        return _clip(str(exc) or "failed"), exc
     except Exception as exc:  # a sender bug or an unexpected library error: still this notice's failure
         log.exception("%s sender failed on %s", item.channel, item.notification_id)
-        return _clip(f"{type(exc).__name__}: {exc}"), False
-    return None, False
+        return _clip(f"{type(exc).__name__}: {exc}"), None
+    return None, None
 
 
 def _clip(text: str) -> str:

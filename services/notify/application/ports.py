@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Protocol
 
@@ -125,13 +125,20 @@ class DeliveryAttempt:
 
 class DeliveryFailed(Exception):
     """A send failed; the message says why, as operators read it in `last_error`. Retried with
-    backoff (the receiving end may accept it later: a 4xx reply, a server down, a timeout)."""
+    backoff (the receiving end may accept it later: an SMTP 4xx, an HTTP 429 or 5xx, a server
+    down, a timeout). `retry_after`: the receiver asked us to wait at least this long before the
+    next try (an HTTP Retry-After, a chat robot's rate-limit window)."""
+
+    def __init__(self, message: str, *, retry_after: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DeliveryRefused(DeliveryFailed):
     """The receiving end refused this message for good (an SMTP 5xx reply to the recipient, sender
-    or content): trying again cannot succeed, so the notice is dead at once. RetryNotification
-    still sends it again once someone has fixed the cause (the address, the directory)."""
+    or content; a webhook's 4xx, a robot's error code about its settings): trying again cannot
+    succeed, so the notice is dead at once. RetryNotification still sends it again once someone
+    has fixed the cause (the address, the directory, the robot's settings)."""
 
 
 class Sender(Protocol):

@@ -7,7 +7,7 @@
                           ▼  │
                        retrying ──(last attempt failed)──► dead ──(RetryNotification)──► pending
                           ▲                                   ▲
-                          └─ any attempt refused for good ────┘   (an SMTP 5xx: not retried)
+                          └─ any attempt refused for good ────┘   (an SMTP 5xx, a webhook's 4xx: not retried)
 
 A notice that could not even be built (its template failed, its webhook's URL is not configured)
 is stored dead at once, with the reason.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from services.notify.domain.retry import DEFAULT_POLICY, Random, RetryPolicy, next_attempt
@@ -59,14 +59,16 @@ def after_attempt(
     *,
     previous_error: str = "",
     permanent: bool = False,
+    retry_after: timedelta | None = None,
 ) -> Outcome:
     """The outcome of the attempt that just ended at `now`: sent when `error` is None; else
-    retrying after the policy's backoff, or dead with `error` when that was the last attempt or
-    the failure was `permanent` (the receiver refused the message for good)."""
+    retrying after the policy's backoff (or the longer `retry_after` the receiver asked for), or
+    dead with `error` when that was the last attempt or the failure was `permanent` (the receiver
+    refused the message for good)."""
     attempts = attempts_before + 1
     if error is None:
         return Outcome(Status.SENT, attempts, None, previous_error, now)
-    due = None if permanent else next_attempt(attempts, now, rng, policy)
+    due = None if permanent else next_attempt(attempts, now, rng, policy, at_least=retry_after)
     if due is None:
         return Outcome(Status.DEAD, attempts, None, error, None)
     return Outcome(Status.RETRYING, attempts, due, error, None)

@@ -3,7 +3,8 @@
 With the defaults a notice is tried at most 6 times: after the 1st failure it waits about 30 s,
 then 2 min, 8 min, 32 min and 2 h (the cap); when the 6th attempt fails it is dead, with its last
 error, until someone calls RetryNotification (which resets the attempts). Each wait is spread by
-±20 % (jitter) so that notices failing together (a mail server down) do not retry in lockstep.
+±20 % (jitter) so that notices failing together (a mail server down) do not retry in lockstep. A
+receiver that says how long to wait (Retry-After, a robot's rate limit) is waited for, up to 2 h.
 """
 
 from __future__ import annotations
@@ -59,10 +60,26 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
-def next_attempt(attempts: int, now: datetime, rng: Random, policy: RetryPolicy = DEFAULT_POLICY) -> datetime | None:
+def next_attempt(
+    attempts: int,
+    now: datetime,
+    rng: Random,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    *,
+    at_least: timedelta | None = None,
+) -> datetime | None:
     """When to try again after `attempts` failed attempts (the one that just failed included);
-    None when that was the last one: the notice is dead."""
+    None when that was the last one: the notice is dead.
+
+    `at_least`: the receiver asked for this wait (HTTP Retry-After, a robot's rate-limit window).
+    It is honoured when longer than the backoff, up to the policy's longest wait (a receiver
+    cannot park a notice for days: after `max_delay` it is simply asked again), and spread upwards
+    only, by the same jitter, so that notices refused together do not all return at one instant."""
     if attempts >= policy.max_attempts:
         return None
     low, high = policy.bounds(attempts)
-    return now + low + (high - low) * rng.random()
+    spread = rng.random()
+    wait = low + (high - low) * spread
+    if at_least is not None:
+        wait = max(wait, min(at_least, policy.max_delay) * (1 + policy.jitter * spread))
+    return now + wait
