@@ -199,6 +199,15 @@ class Desk:
 
     # -- what the desk reads -------------------------------------------------------------------
 
+    def quietly(self, read: Callable[[], T]) -> T | None:
+        """`read()`, or None while its service does not answer (it may be restarting)."""
+        try:
+            return read()
+        except grpc.RpcError as error:
+            if _code(error) in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                return None
+            raise
+
     def ticket(self, number: str) -> intake_pb2.Ticket:
         return self.intake.GetTicket(
             intake_pb2.GetTicketRequest(ticket_number=number), metadata=self._metadata(LEAD), timeout=CALL_TIMEOUT

@@ -30,8 +30,12 @@ class Run:
     number: str = ""
 
     def report(self) -> None:
-        """Print what the system did since the last report."""
-        self.timeline.catch_up(self.number, self.desk.instance(self.number), self.desk.ticket(self.number))
+        """Print what the system did since the last report (a service that does not answer right now
+        is caught up with at the next report)."""
+        desk, number = self.desk, self.number
+        self.timeline.catch_up(
+            number, desk.quietly(lambda: desk.instance(number)), desk.quietly(lambda: desk.ticket(number))
+        )
 
     def task(self, element_id: str) -> workflow_pb2.Task:
         """The ticket's open task `element_id` (e.g. "Task_AssignTicket"), once the workflow opened it."""

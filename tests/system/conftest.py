@@ -121,15 +121,17 @@ class System:
         """The demo's client of the public APIs, as the test's people (no progress output)."""
         return Desk(self.endpoints, secret=SECRET, org="acme", progress=Progress(None), wait_seconds=60.0)
 
-    def restart(self, name: str, how: signal.Signals) -> None:
-        """Stop one service (SIGTERM: it drains and exits 0; SIGKILL: a crash) and start it again on
-        the same port and database; returns once it is SERVING."""
+    def stop(self, name: str, how: signal.Signals = signal.SIGTERM) -> None:
+        """SIGTERM: the service drains and exits 0 (a deployment); SIGKILL: a crash."""
         service = self.processes[name]
         if how == signal.SIGKILL:
             service.kill()
         else:
             assert service.terminate() == 0, f"{name} did not stop cleanly on SIGTERM:\n{service.log_tail()}"
-        service.start()
+
+    def start(self, name: str) -> None:
+        """Start a stopped service again on its port and database; returns once it is SERVING."""
+        self.processes[name].start()
 
 
 @pytest.fixture

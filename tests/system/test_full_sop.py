@@ -12,8 +12,9 @@ dissatisfied; the team lead calls back; the handler closes the ticket.
 The test checks, with its own calls and its own sinks, what people would notice: the ticket's
 status in intake at each key point and at the end, the process history in workflow, and every
 notice in the mailbox and at the webhook receivers — right people, right words and language, one
-mail thread, nothing twice. Each variant restarts one service in the middle of the run, right
-after an action whose consequences are still on their way (SIGTERM: a deployment; SIGKILL: a crash).
+mail thread, nothing twice. The variants restart one service in the middle of the run: right after
+an action whose consequences may still be on their way (SIGTERM: a deployment; SIGKILL: a crash),
+or stopped during the action, so that what it caused waits for the service to come back.
 """
 
 from __future__ import annotations
@@ -72,22 +73,28 @@ def until(fetch: Callable[[], T], done: Callable[[T], bool], within: float = WIT
 @dataclass(frozen=True)
 class Restart:
     service: str
-    #: The step after whose act the service goes down, before its consequences are awaited.
-    after: str
-    how: signal.Signals
+    #: The step around whose act the service is restarted.
+    step: str
+    #: "sigterm" / "sigkill": stopped right after the act, while its consequences may be on their
+    #: way, and started again; "down": stopped (SIGTERM) before the act and started after it, so
+    #: that what the act caused waits for the service.
+    how: str
+
+    def stop(self, system: System) -> None:
+        system.stop(self.service, signal.SIGKILL if self.how == "sigkill" else signal.SIGTERM)
 
 
 RESTARTS = [
     pytest.param(None, id="no-restart"),
-    # The workflow goes down as the requester's supplement is on its way to it.
-    pytest.param(Restart("workflow", "supplement", signal.SIGTERM), id="workflow-sigterm"),
-    pytest.param(Restart("workflow", "supplement", signal.SIGKILL), id="workflow-sigkill"),
-    # intake goes down as the assignment (and the tasks it opens) are on their way to its projection.
-    pytest.param(Restart("intake", "assign", signal.SIGTERM), id="intake-sigterm"),
-    pytest.param(Restart("intake", "assign", signal.SIGKILL), id="intake-sigkill"),
-    # notify goes down as the escalation's notices are being recorded and sent.
-    pytest.param(Restart("notify", "escalate", signal.SIGTERM), id="notify-sigterm"),
-    pytest.param(Restart("notify", "escalate", signal.SIGKILL), id="notify-sigkill"),
+    # The requester's supplement is on its way to the workflow.
+    *(
+        pytest.param(Restart("workflow", "supplement", how), id=f"workflow-{how}")
+        for how in ("sigterm", "sigkill", "down")
+    ),
+    # The assignment, and the tasks it opens, are on their way to intake's read model.
+    *(pytest.param(Restart("intake", "assign", how), id=f"intake-{how}") for how in ("sigterm", "sigkill", "down")),
+    # The escalation's notices are being recorded and sent.
+    *(pytest.param(Restart("notify", "escalate", how), id=f"notify-{how}") for how in ("sigterm", "sigkill", "down")),
 ]
 
 #: What intake shows after a step, once it has projected the step's last event (event, how many).
@@ -198,9 +205,14 @@ def test_one_ticket_through_the_whole_support_process(system: System, restart: R
     with system.desk() as desk:
         run = Run(desk, Timeline(sys.stdout, "Asia/Shanghai"))  # printed when the test fails
         for step in STEPS:
+            here = restart if restart is not None and step.key == restart.step else None
+            if here is not None and here.how == "down":
+                here.stop(system)
             step.act(run)
-            if restart is not None and step.key == restart.after:
-                system.restart(restart.service, restart.how)
+            if here is not None:
+                if here.how != "down":
+                    here.stop(system)
+                system.start(here.service)
             step.settle(run)
             if step.key in STATUS_AFTER:
                 event, count = STATUS_AFTER[step.key][2]
@@ -315,7 +327,7 @@ def test_one_ticket_through_the_whole_support_process(system: System, restart: R
     # -- the mailbox ----------------------------------------------------------------------------
     mails = system.smtp.for_ticket(number)
     distinct = {m["Message-ID"]: m for m in mails}
-    if restart is not None and restart.service == "notify" and restart.how == signal.SIGKILL:
+    if restart is not None and restart.service == "notify" and restart.how == "sigkill":
         # A crash between the SMTP server's "250 OK" and recording it sent sends that mail again:
         # the very same message (same Message-ID), which mail programs show once.
         repeats = [m for m in mails if m is not distinct[m["Message-ID"]]]
