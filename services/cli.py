@@ -211,12 +211,18 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     options = Options(
         endpoints=Endpoints.local(ns.host, ns.port_offset),
         secret=os.environ.get("SUPPORTFLOW_JWT_SECRET", DEV_JWT_SECRET),
-        org=ns.org,
         tickets=ns.tickets,
         time_zone=ns.time_zone,
         wait_seconds=ns.wait,
     )
     return run(options)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def cmd_migrate(ns: argparse.Namespace) -> int:
@@ -242,10 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("--ttl", type=int, default=12 * 3600, help="seconds")
     tok.set_defaults(func=cmd_token)
     demo = sub.add_parser("demo", help="drive tickets through the whole support process against a running `up`")
-    demo.add_argument("--tickets", type=int, default=1, help="how many tickets to take through, one after another")
+    demo.add_argument("--tickets", type=_positive, default=1, help="how many tickets to take through, one by one")
     demo.add_argument("--host", default="127.0.0.1", help="where the services listen")
     demo.add_argument("--port-offset", type=int, default=0, help="as given to `supportflow up`")
-    demo.add_argument("--org", default="acme", help="the organisation (its people are bpmn/notify/directory.toml's)")
     demo.add_argument("--time-zone", default="Asia/Shanghai", help="show times in this zone (acme's)")
     demo.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the system to react to a step")
     demo.set_defaults(func=cmd_demo)
