@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from services.cli import DEV_USERS
+from services.demo.cast import CAST
 from tests.launcher.test_up_postgres import SUPPORTFLOW, free_port_offset, wait_for_line
 from tests.support.processes import REPO_ROOT, free_port, spawn, stop_process, tail
 
@@ -99,3 +101,10 @@ def test_the_demo_is_a_client_of_the_public_apis_only() -> None:
         "supportflow.workflow.v1",
         "supportflow.notify.v1",
     }
+
+
+def test_the_demo_acts_as_the_people_up_prints_tokens_for() -> None:
+    """The demo's people are `./dev up`'s development users (same roles and groups), so what it does
+    can be repeated by hand with the tokens `up` prints."""
+    users = {sub: (set(roles), set(groups)) for sub, roles, groups in DEV_USERS}
+    assert {p.subject: (set(p.roles), set(p.groups)) for p in CAST} == {p.subject: users[p.subject] for p in CAST}
