@@ -104,6 +104,7 @@ def lost_database(exc: BaseException) -> bool:
         OSError
         | TimeoutError
         | asyncpg.InterfaceError  # "connection is closed", "connection was closed in the middle of operation"
+        | asyncpg.InternalClientError  # a session the server ended while idle: "cannot switch to state …"
         | asyncpg.PostgresConnectionError  # class 08: connection exceptions
         | asyncpg.CannotConnectNowError  # the server is starting up or shutting down
         | asyncpg.AdminShutdownError

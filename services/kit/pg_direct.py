@@ -15,11 +15,14 @@ import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
 from sqlalchemy import JSON, Table
 from sqlalchemy.engine import make_url
+
+from services.kit.db import lost_database
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -30,9 +33,9 @@ def asyncpg_dsn(url: str) -> str:
 class DirectConnections:
     """A few asyncpg connections kept open for one hot path.
 
-    No pre-ping: a connection that fails with anything but a server-side SQL error (the server
-    restarted, the network dropped) is closed, and the next :meth:`acquire` opens a fresh one — so
-    the caller's retry (the group committer retries a failed batch item by item) succeeds.
+    No pre-ping: when a connection turns out lost (the server restarted, the network dropped, the
+    session was terminated), it and every idle one are closed and the next :meth:`acquire` opens a
+    fresh one — so the caller's one retry (the group committer's, the relay's next pass) succeeds.
     """
 
     def __init__(self, url: str, *, keep: int = 2, connect_timeout: float = 10.0) -> None:
@@ -46,11 +49,17 @@ class DirectConnections:
         broken = False
         try:
             yield conn
-        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncio.CancelledError):
-            broken = True  # the session's state is unknown: never hand it out again
+        except BaseException as exc:
+            # A lost connection or a cancelled statement leaves the session's state unknown:
+            # never hand it out again. A server-side refusal (say a unique violation) leaves a
+            # usable session once rolled back.
+            broken = lost_database(exc) or isinstance(exc, asyncio.CancelledError)
             raise
         finally:
-            # A server-side error (say a unique violation) leaves a usable session once rolled back.
+            if broken:  # the others are likely gone too (a restart, a failover): start afresh
+                for idle in self._idle:
+                    idle.terminate()
+                self._idle = []
             if broken or conn.is_closed() or conn.is_in_transaction() or len(self._idle) >= self._keep:
                 conn.terminate()
             else:
@@ -69,6 +78,10 @@ class DirectConnections:
             await conn.close(timeout=5)
 
 
+#: One encoder for every JSON value (`json.dumps` with options builds a new one per call).
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 @dataclass(frozen=True, slots=True)
 class InsertInto:
     """A multi-row INSERT into `table` for asyncpg, with the SQL generated from the table."""
@@ -76,7 +89,7 @@ class InsertInto:
     table: Table
     columns: tuple[str, ...]
     sql: str
-    json_columns: frozenset[str]
+    json_positions: tuple[int, ...]
 
     @classmethod
     def of(cls, table: Table, columns: Sequence[str] | None = None) -> InsertInto:
@@ -86,14 +99,23 @@ class InsertInto:
         placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
         quoted = ", ".join(f'"{n}"' for n in names)
         sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({placeholders})"
-        json_columns = frozenset(n for n in names if isinstance(table.c[n].type, JSON))
-        return cls(table, names, sql, json_columns)
+        json_positions = tuple(i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON))
+        return cls(table, names, sql, json_positions)
 
-    def records(self, rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        js = self.json_columns
-        return [
-            tuple(json.dumps(row[n], ensure_ascii=False) if n in js else row[n] for n in self.columns) for row in rows
-        ]
+    def records(self, rows: Iterable[Mapping[str, Any]]) -> list[Sequence[Any]]:
+        """The rows' values in column order, JSON columns serialised (asyncpg sends json as text)."""
+        values = itemgetter(*self.columns)
+        if len(self.columns) == 1:
+            return [(values(row),) for row in rows]
+        if not self.json_positions:
+            return [values(row) for row in rows]
+        out: list[Sequence[Any]] = []
+        for row in rows:
+            record = list(values(row))
+            for i in self.json_positions:
+                record[i] = _json(record[i])
+            out.append(record)
+        return out
 
     async def execute(self, conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """One round trip for all rows (asyncpg pipelines executemany)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -137,6 +137,15 @@ def new_attachment_rows(tickets: Sequence[tuple[Ticket, Sequence[bytes]]]) -> li
         for ticket, contents in tickets
         for position, (info, content) in enumerate(zip(ticket.attachments, contents, strict=True))
     ]
+
+
+def newest_first(rows: Iterable[tuple[str, str, Any]]) -> dict[str, list[str]]:
+    """(requester, number, submitted_at) rows as each requester's numbers, newest first (equal
+    times by number, so the order does not depend on the database's)."""
+    found: dict[str, list[tuple[Any, str]]] = {}
+    for requester_id, number, submitted_at in rows:
+        found.setdefault(requester_id, []).append((stored_utc(submitted_at), number))
+    return {r: [n for _, n in sorted(found[r], reverse=True)] for r in found}
 
 
 def _bump_counter(insert: Any, org: str, day: date, count: int) -> Any:
@@ -288,24 +297,21 @@ class SqlTicketRepository:
 
     async def recent_numbers_of(self, org: str, requester_ids: Collection[str], limit: int) -> dict[str, list[str]]:
         """One index walk of `limit` rows per requester (not a ranking of all their tickets: an
-        integration submitting for one requester id gathers thousands)."""
+        integration submitting for one requester id gathers thousands), in the index's own order —
+        sorting by anything more would read every ticket of the requester."""
         if not requester_ids:
             return {}
         c = t.tickets.c
         newest = [
             select(c.requester_id, c.ticket_number, c.submitted_at)
             .where(c.organization == org, c.requester_id == requester_id)
-            .order_by(c.submitted_at.desc(), c.ticket_number.desc())
+            .order_by(c.submitted_at.desc())
             .limit(limit)
             .subquery()
             for requester_id in sorted(set(requester_ids))
         ]
         per_requester = union_all(*(select(n.c.requester_id, n.c.ticket_number, n.c.submitted_at) for n in newest))
-        rows = await self._conn.execute(per_requester)
-        found: dict[str, list[tuple[Any, str]]] = {}
-        for requester_id, number, submitted_at in rows:
-            found.setdefault(requester_id, []).append((submitted_at, number))
-        return {r: [n for _, n in sorted(found[r], reverse=True)] for r in found}
+        return newest_first((r, n, at) for r, n, at in await self._conn.execute(per_requester))
 
     async def list(self, flt: TicketFilter, after: PageCursor | None, limit: int) -> list[Ticket]:
         c = t.tickets.c

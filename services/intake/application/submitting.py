@@ -5,9 +5,15 @@ load many are waiting at once; `commit_submissions` stores them together (group 
 `services.kit.batching`): one look-up of their request ids, one counter update per organisation
 and day for all their numbers, one insert per table, one COMMIT. The counter row stays locked
 until that COMMIT, so numbers are gapless; batching is what keeps that lock from becoming the
-bottleneck (one lock per batch instead of one per ticket). A retried request id is answered after
-that COMMIT, from what its first call stored, so the transaction holding the counter does only
-the writes (on PostgreSQL they go through `adapters/pg_submissions.py`, the fast path).
+bottleneck (one lock per batch instead of one per ticket).
+
+Request ids are checked optimistically: almost every submission is new, so the batch is stored
+without looking its ids up first, and the request log's unique key catches a retry. Then the
+whole transaction rolls back (the counter with it: no gap) and the batch is stored again, this
+time looking the ids up; a retried id is answered after that COMMIT, from what its first call
+stored. So the transaction holding the counter does only the writes, and no plan of the look-up
+(which a young table's statistics can make a scan) is on the common path. On PostgreSQL the
+writes go through `adapters/pg_submissions.py`, the fast path.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from datetime import date
 from typing import Protocol
 
 from services.intake.application.ports import (
+    DuplicateRequest,
     RecordedRequest,
     SubmissionUnitOfWork,
     SubmissionUnitOfWorkFactory,
@@ -65,6 +72,19 @@ def request_id_reused(seen_operation: str) -> InvalidTicket:
 async def commit_submissions(
     batch_uow: SubmissionUnitOfWorkFactory, uow_factory: UnitOfWorkFactory, batch: Sequence[PendingSubmission]
 ) -> list[Submitted | BaseException]:
+    try:
+        return await _commit(batch_uow, uow_factory, batch, look_up=False)
+    except DuplicateRequest:  # a request id seen before (a client's retry): look them up this time
+        return await _commit(batch_uow, uow_factory, batch, look_up=True)
+
+
+async def _commit(
+    batch_uow: SubmissionUnitOfWorkFactory,
+    uow_factory: UnitOfWorkFactory,
+    batch: Sequence[PendingSubmission],
+    *,
+    look_up: bool,
+) -> list[Submitted | BaseException]:
     results: dict[int, Submitted | BaseException] = {}
     replays: list[tuple[int, RecordedRequest]] = []
     async with batch_uow() as uow:
@@ -73,7 +93,7 @@ async def commit_submissions(
             by_org[p.org.id].append(i)
         # Organisations in a fixed order: two batches never wait for each other's counter rows in a cycle.
         for org_id in sorted(by_org):
-            await _store_for_org(uow, batch, by_org[org_id], results, replays)
+            await _store_for_org(uow, batch, by_org[org_id], results, replays, look_up=look_up)
         await uow.commit()
     if replays:  # request ids seen before: their tickets were committed by an earlier call
         async with uow_factory() as reader:
@@ -88,9 +108,11 @@ async def _store_for_org(
     indices: list[int],
     results: dict[int, Submitted | BaseException],
     replays: list[tuple[int, RecordedRequest]],
+    *,
+    look_up: bool,
 ) -> None:
     org = batch[indices[0]].org
-    seen = await uow.requests.find_many(org.id, [batch[i].request_id for i in indices])
+    seen = await uow.requests.find_many(org.id, [batch[i].request_id for i in indices]) if look_up else {}
     fresh: list[int] = []
     first_with_id: dict[str, int] = {}
     later_with_id: list[tuple[int, int]] = []  # (index, index of the first one with its request id)
