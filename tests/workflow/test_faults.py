@@ -8,6 +8,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import nats
 import pytest
 from nats.aio.client import Client
 from sqlalchemy import column, func, select, table
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.support.fixtures import ServiceFactory
+from tests.support.nats import NatsServer
 from tests.workflow.conftest import BUNDLES, SECRET
 from tests.workflow.intake_side import StreamTail, submit, ticket_number, until
 
@@ -46,6 +48,18 @@ def fast_breach_bundle(tmp_path: Path) -> Path:
 
 
 async def test_sigkill_mid_load_loses_nothing_and_repeats_nothing(
+    fresh_database_url: str, own_nats_server: NatsServer, service_process_factory: ServiceFactory, tmp_path: Path
+) -> None:
+    # A stream of its own: the session's holds other tests' submissions, which a first workflow
+    # consumer on this fresh database would (rightly) start instances for.
+    nc = await nats.connect(own_nats_server.url)
+    try:
+        await _sigkill_mid_load(fresh_database_url, own_nats_server.url, nc, service_process_factory, tmp_path)
+    finally:
+        await nc.close()
+
+
+async def _sigkill_mid_load(
     fresh_database_url: str, nats_url: str, nc: Client, service_process_factory: ServiceFactory, tmp_path: Path
 ) -> None:
     env = {
