@@ -44,12 +44,14 @@ def envelope(
     payload: Message,
     *,
     minutes: float = 0,
-    actor: tuple[str, str] = ("workflow", "system"),
+    # The workflow's own steps (throws, tasks opened, SLA clocks) are the system's; a claim, a
+    # completed task and the assignment its form makes are the person's.
+    actor: tuple[str, str] = ("system", "system"),
     org: str = "acme",
     number: str = NUMBER,
     event_id: str | None = None,
 ) -> TicketEvent:
-    producer = "workflow" if actor[1] == "system" else "intake"
+    producer = "intake" if actor[1] == "requester" else "workflow"
     return decode(
         new_event(
             payload=payload,
@@ -211,13 +213,17 @@ def lifecycle() -> Iterator[TicketEvent]:
             round=1,
         ),
         minutes=210,
-        actor=AGENT,
     )
+    # The change manager and the reviewer claim their tasks: the ticket's handler stays agent-1.
     yield envelope(
-        ev.ChangeDecided(approved=True, approver="cm-1", comment="同意，注意备份。", round=1), minutes=230, actor=CM
+        ev.TaskClaimed(task_id="t5", element_id="Task_ApproveChange", assignee="cm-1"), minutes=220, actor=CM
     )
+    yield envelope(ev.ChangeDecided(approved=True, approver="cm-1", comment="同意，注意备份。", round=1), minutes=230)
     yield envelope(ev.ReviewRequested(task_id="t7", operation="data modification", performer="agent-1"), minutes=240)
-    yield envelope(ev.ReviewDecided(approved=True, reviewer="lead-1", comment="核对无误"), minutes=250, actor=LEAD)
+    yield envelope(
+        ev.TaskClaimed(task_id="t7", element_id="Task_ReviewKeyOperation", assignee="lead-1"), minutes=245, actor=LEAD
+    )
+    yield envelope(ev.ReviewDecided(approved=True, reviewer="lead-1", comment="核对无误"), minutes=250)
     yield envelope(
         ev.TicketResolved(
             resolved_by="agent-1",
@@ -226,7 +232,6 @@ def lifecycle() -> Iterator[TicketEvent]:
             summary="已在测试环境验证导出正常。",
         ),
         minutes=260,
-        actor=AGENT,
     )
     yield envelope(ev.TicketVerified(accepted=False, comment="导出的文件还是空的"), minutes=300, actor=REQUESTER)
     yield envelope(ev.TicketVerified(accepted=True, comment="可以了"), minutes=400, actor=REQUESTER)

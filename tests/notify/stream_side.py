@@ -22,9 +22,10 @@ T = TypeVar("T")
 STREAM = "SUPPORTFLOW"
 DEADLINE = 10.0
 TITLE = "月度销售报表导出失败"
-SYSTEM = ("workflow", "system")
+SYSTEM = ("system", "system")  # what workflow's own steps carry (its throws, tasks opened, SLA clocks)
 REQUESTER = ("E1001", "requester")
 LEAD = ("lead-1", "team_lead")
+CHANGE_MANAGER = ("cm-1", "change_manager")
 
 #: The SLA targets and calendar workflow's DMN gives each priority (as in tests/notify/story.py).
 TARGETS = {
@@ -58,7 +59,7 @@ class Ticket:
             payload=payload,
             org=self.org,
             ticket_number=self.number,
-            producer="workflow" if actor == SYSTEM else "intake",
+            producer="intake" if actor[1] == "requester" else "workflow",
             actor_subject=actor[0],
             actor_role=actor[1],
             occurred_at=self._now(),
@@ -123,6 +124,19 @@ class Ticket:
             ),
             actor=("agent-1", "agent"),
         )
+
+    def claimed(self, task_id: str, element_id: str, by: tuple[str, str]) -> ev.Event:
+        """`by` claims the task (workflow's ClaimTask): the claim is theirs."""
+        return self.event(ev.TaskClaimed(task_id=task_id, element_id=element_id, assignee=by[0]), actor=by)
+
+    def change_decided(self, *, approved: bool, approver: str = "cm-1") -> ev.Event:
+        return self.event(ev.ChangeDecided(approved=approved, approver=approver, comment="注意备份", round=1))
+
+    def review_requested(self, performer: str = "agent-1") -> ev.Event:
+        return self.event(ev.ReviewRequested(task_id="t7", operation="data modification", performer=performer))
+
+    def review_decided(self, *, approved: bool, reviewer: str = "lead-1") -> ev.Event:
+        return self.event(ev.ReviewDecided(approved=approved, reviewer=reviewer, comment="核对无误"))
 
     def resolved(self) -> ev.Event:
         return self.event(

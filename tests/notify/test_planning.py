@@ -15,9 +15,10 @@ from services.kit.events import new_event
 from services.notify.adapters.event_codec import decode
 from services.notify.domain.event import TicketEvent
 from services.notify.domain.planning import facts, notice_key, plan
+from services.notify.domain.rules import RuleBook, parse_rules
 from services.notify.domain.ticket_context import TicketContext, apply
 from services.notify.domain.variables import FIELDS, TEMPLATE_VARIABLES
-from tests.notify.story import AGENT, LEAD, NUMBER, T0, TITLE, classified, envelope, lifecycle, shipped, submitted
+from tests.notify.story import AGENT, CM, LEAD, NUMBER, T0, TITLE, classified, envelope, lifecycle, shipped, submitted
 
 
 def context(*events: TicketEvent) -> TicketContext:
@@ -98,7 +99,79 @@ def test_a_queued_task_goes_to_its_groups_and_an_assigned_one_to_its_assignee_on
     tier2 = envelope(ev.TaskCreated(task_id="t2", name="Respond", candidate_groups=["tier2"]))
     assert who(tier2, context(submitted(), ASSIGNED, tier2)) == [("in_app", "engineer-2", "new_task")]
     mine = envelope(ev.TaskCreated(task_id="t3", name="Implement", candidate_groups=["tier1"], assignee="agent-1"))
-    assert who(mine, context(submitted(), mine)) == [("in_app", "agent-1", "new_task")]
+    assert who(mine, context(submitted(), ASSIGNED, mine)) == [("in_app", "agent-1", "new_task")]
+    # A task made for someone else than the handler (a bundle naming the reviewer) goes to them,
+    # and they do not become the ticket's handler.
+    theirs = envelope(ev.TaskCreated(task_id="t4", name="Review", candidate_groups=["reviewer"], assignee="lead-1"))
+    ctx = context(submitted(), ASSIGNED, theirs)
+    assert who(theirs, ctx) == [("in_app", "lead-1", "new_task")]
+    assert (ctx.assignee, ctx.co_handlers) == ("agent-1", ("engineer-2",))
+
+
+def test_claiming_a_task_never_makes_the_claimer_the_handler() -> None:
+    # agent-1 handles the ticket; the change manager claims the approval, the reviewer the review.
+    requested = envelope(ev.ChangeApprovalRequested(task_id="t5", author="agent-1", round=1), minutes=50)
+    approval_claimed = envelope(
+        ev.TaskClaimed(task_id="t5", element_id="Task_ApproveChange", assignee="cm-1"), minutes=51, actor=CM
+    )
+    decided = envelope(ev.ChangeDecided(approved=False, approver="cm-1", comment="回滚方案不全", round=1), minutes=52)
+    review = envelope(ev.ReviewRequested(task_id="t7", operation="data modification", performer="agent-1"))
+    review_claimed = envelope(
+        ev.TaskClaimed(task_id="t7", element_id="Task_ReviewKeyOperation", assignee="lead-1"), minutes=53, actor=LEAD
+    )
+    reviewed = envelope(ev.ReviewDecided(approved=True, reviewer="lead-1"), minutes=54)
+    ctx = context(submitted(), classified(), ASSIGNED, requested, approval_claimed, decided)
+    assert (ctx.assignee, ctx.co_handlers) == ("agent-1", ("engineer-2",))
+    assert who(approval_claimed, ctx) == [], "nobody is told of a claim unless a rule says so"
+    assert who(decided, ctx) == [
+        ("email", "wang.fang@acme.example", "approval_decision"),
+        ("in_app", "agent-1", "approval_decision"),
+    ], "the handler hears the decision, not the change manager who claimed the approval"
+    ctx = context(submitted(), classified(), ASSIGNED, review, review_claimed, reviewed)
+    assert who(reviewed, ctx) == [
+        ("email", "wang.fang@acme.example", "review_decision"),
+        ("in_app", "agent-1", "review_decision"),
+    ]
+    assert ctx.assignee == "agent-1"
+    # Before any assignment a claim names no handler either: the dispatcher taking Assign ticket.
+    dispatcher = envelope(ev.TaskClaimed(task_id="t1", element_id="Task_AssignTicket", assignee="lead-1"), actor=LEAD)
+    early = context(submitted(), classified(), dispatcher)
+    assert (early.assignee, early.status) == ("", "accepted")
+    unresolved: list[str] = []
+    assert who(envelope(ev.SlaBreached(clock="assign")), early, unresolved)[:2] == [
+        ("email", "chen.jing@acme.example", "sla_breach"),
+        ("in_app", "lead-1", "sla_breach"),
+    ]
+    assert unresolved[0].endswith("the ticket has no assignee yet")
+
+
+def test_a_claim_reaches_its_claimer_only_where_a_rule_says_so() -> None:
+    claim = envelope(ev.TaskClaimed(task_id="t5", element_id="Task_ApproveChange", assignee="cm-1"), actor=CM)
+    ctx = context(submitted(), classified(), ASSIGNED, claim)
+    rules = RuleBook(
+        parse_rules('[[events."task.claimed"]]\nto = "task_assignee"\nchannel = "in_app"\ntemplate = "new_task"')
+    )
+    assert [(n.channel, n.recipient) for n in plan(claim, ctx, rules, shipped().directory)] == [("in_app", "cm-1")]
+    assert ctx.assignee == "agent-1"
+
+
+def test_the_status_follows_the_handler_not_the_claims() -> None:
+    # SOP §1 as intake shows it: accepted once classified and when the handler is named, in
+    # progress once someone works on a ticket that has its handler.
+    claim = envelope(ev.TaskClaimed(task_id="t1", element_id="Task_AssignTicket", assignee="lead-1"), actor=LEAD)
+    done = envelope(ev.TaskCompleted(task_id="t1", element_id="Task_AssignTicket", completed_by="lead-1"), actor=LEAD)
+    diagnosed = envelope(
+        ev.TaskCompleted(task_id="t2", element_id="Task_Diagnose", completed_by="agent-1"), actor=AGENT
+    )
+    held = envelope(ev.TicketInfoRequested(missing_info=["environment.software_version"]))
+    steps = [submitted(), classified(), claim, done, ASSIGNED, diagnosed, ASSIGNED]
+    statuses = []
+    ctx: TicketContext | None = None
+    for event in steps:
+        ctx = apply(ctx, event)
+        statuses.append(ctx.status)
+    assert statuses == ["pending", "accepted", "accepted", "accepted", "accepted", "in_progress", "in_progress"]
+    assert context(submitted(), classified(), held, ASSIGNED).status == "accepted", "the assignment ends the hold"
 
 
 def test_one_notice_per_person_and_channel_even_when_two_rules_reach_them() -> None:

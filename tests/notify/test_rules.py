@@ -19,7 +19,7 @@ from services.notify.domain.rules import Condition, load_rule_book, parse_rules
 from tests.notify.story import notify_files
 
 ALL_EVENTS = ", ".join(sorted(EVENT_TYPES))
-RECIPIENTS = "requester, assignee, co_handlers, candidate_groups, team, group, webhook"
+RECIPIENTS = "requester, assignee, co_handlers, task_assignee, candidate_groups, team, group, webhook"
 DELIVERY_KEYS = "to, channel, template, locale, group, webhook, when, skip_actor"
 
 
@@ -203,6 +203,12 @@ def test_every_problem_of_a_rules_file_is_reported_at_once() -> None:
         (
             '[[events."ticket.closed"]]\nto = "requester"\nchannel = "email"\ntemplate = "closure"\nwebhook = "ops"',
             'rules.toml: events."ticket.closed"[1].webhook: only with to = "webhook"',
+        ),
+        (
+            # Whoever claimed the approval is not who hears its decision: the handler is.
+            '[[events."change.decided"]]\nto = "task_assignee"\nchannel = "email"\ntemplate = "approval_decision"',
+            'rules.toml: events."change.decided"[1].to: change.decided names no task\'s assignee: task_assignee is'
+            ' for task.created and task.claimed (the ticket\'s handler is to = "assignee")',
         ),
     ],
 )

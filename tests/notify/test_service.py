@@ -20,7 +20,16 @@ from services.notify.application.recording import record_event
 from services.notify.bootstrap import Notify
 from tests.notify.conftest import MAIL_DOMAIN, MovableClock, auth
 from tests.notify.sinks import SmtpSink
-from tests.notify.stream_side import TITLE, Ticket, consumed, publish, ticket_number, until
+from tests.notify.stream_side import (
+    CHANGE_MANAGER,
+    LEAD,
+    TITLE,
+    Ticket,
+    consumed,
+    publish,
+    ticket_number,
+    until,
+)
 
 
 def text_of(msg: EmailMessage) -> str:
@@ -107,6 +116,50 @@ async def test_the_mails_of_one_ticket_form_one_thread(
     assert len({m["Message-ID"] for m in mails}) == 4
     assert all(m["Message-ID"].endswith(f"@{MAIL_DOMAIN}>") for m in mails)
     assert {m["Subject"] for m in mails} == {f"【技术支持】{ticket.number}号 {TITLE}"}
+
+
+async def test_the_handler_hears_the_change_and_review_decisions_whoever_claimed_those_tasks(
+    notify: Notify, stub: notify_pb2_grpc.NotifyServiceStub, nc: Client, smtp: SmtpSink, clock: MovableClock
+) -> None:
+    # agent-1 (王芳) handles the ticket. The change manager claims the approval and rejects the
+    # plan; the reviewer claims the review and passes the operation. Workflow publishes the claims
+    # as theirs and the decisions as its own (the throws after the completed tasks).
+    ticket = Ticket(ticket_number(), clock.now)
+    await publish(nc, ticket.submitted(), ticket.classified(), ticket.assigned("agent-1"), ticket.approval_requested())
+    await publish(
+        nc,
+        ticket.claimed("t5", "Task_ApproveChange", CHANGE_MANAGER),
+        ticket.change_decided(approved=False, approver="cm-1"),
+        ticket.review_requested(),
+        ticket.claimed("t7", "Task_ReviewKeyOperation", LEAD),
+        ticket.review_decided(approved=True, reviewer="lead-1"),
+    )
+    mails = await smtp.wait_for(ticket.number, 6)
+    received = sorted((m["To"].addresses[0].addr_spec, text_of(m).splitlines()[0]) for m in mails)
+    n = ticket.number
+    assert received == [
+        ("chen.jing@acme.example", f"陈静，您好：服务单 {n} 的一项关键操作需要双人复核。"),
+        ("li.lei@acme.example", "您好，您的服务单已受理，我们会尽快处理。"),
+        ("maria.schmidt@acme.example", f"Hello Maria Schmidt, a production change on ticket {n} awaits your approval."),
+        ("wang.fang@acme.example", "王芳，您好：以下服务单已分派给您，请及时处理。"),
+        ("wang.fang@acme.example", f"王芳，您好：服务单 {n} 的关键操作复核已通过。"),
+        ("wang.fang@acme.example", f"王芳，您好：服务单 {n} 的变更方案被驳回，请修改后重新提交。"),
+    ], "the handler hears both decisions; the change manager and the reviewer only what asked for them"
+
+    # In the inboxes: the decisions are the handler's; the change manager and the reviewer have
+    # only the requests that asked for them.
+    decisions = await until(
+        lambda: listed(stub, ticket_number=ticket.number, channel=pb.CHANNEL_IN_APP),
+        lambda found: sum(n.template.endswith("_decision") for n in found) == 2,
+    )
+    assert sorted((n.template, n.recipient) for n in decisions if n.template.endswith("_decision")) == [
+        ("approval_decision", "agent-1"),
+        ("review_decision", "agent-1"),
+    ]
+    assert sorted((n.template, n.recipient) for n in decisions if n.recipient in ("cm-1", "lead-1")) == [
+        ("approval_request", "cm-1"),
+        ("review_request", "lead-1"),
+    ]
 
 
 async def test_redelivered_events_send_nothing_twice(

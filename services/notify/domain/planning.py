@@ -87,7 +87,7 @@ def plan(
             if on_unresolved is not None:
                 on_unresolved(f"{event.type} {event.ticket_number}: {rule.source}: {reason}")
 
-        for target in _targets(rule, context, org, unresolved):
+        for target in _targets(rule, event, context, org, unresolved):
             if rule.skip_actor and target.person_id and target.person_id == event.actor_subject:
                 continue
             identity = (rule.channel, _normalised(target.address, rule.channel))
@@ -131,7 +131,7 @@ class _Target:
 
 
 def _targets(
-    rule: Delivery, ctx: TicketContext, org: OrgDirectory, unresolved: Callable[[str], None]
+    rule: Delivery, event: TicketEvent, ctx: TicketContext, org: OrgDirectory, unresolved: Callable[[str], None]
 ) -> Iterator[_Target]:
     match rule.to:
         case "requester":
@@ -143,6 +143,13 @@ def _targets(
                 yield from _people(rule.channel, (ctx.assignee,), org, unresolved)
         case "co_handlers":
             yield from _people(rule.channel, ctx.co_handlers, org, unresolved)
+        case "task_assignee":
+            # The task's own person (task.created's assignee, task.claimed's claimer), who need not
+            # be the ticket's handler: a change manager claiming an approval, a named reviewer.
+            if not event.text("assignee"):
+                unresolved("the task is assigned to nobody")
+            else:
+                yield from _people(rule.channel, (event.text("assignee"),), org, unresolved)
         case "candidate_groups":
             if not ctx.task_candidate_groups:
                 unresolved("no task with candidate groups yet")

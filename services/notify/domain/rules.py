@@ -2,7 +2,8 @@
 event notifies whom, on which channel, with which template. Pure: takes the files' text.
 
     [[events."ticket.resolved"]]     # one [[…]] block per delivery; any number per event
-    to = "requester"                 # requester | assignee | co_handlers | candidate_groups | team | group | webhook
+    to = "requester"                 # requester | assignee | co_handlers | task_assignee | candidate_groups | team
+                                     # | group | webhook
     channel = ["email", "in_app"]    # email | webhook | in_app, one or a list
     template = "result_notice"       # templates/result_notice.<locale>.txt.j2 …
     # locale = "en"                  # optional: instead of the recipient's own
@@ -12,8 +13,10 @@ event notifies whom, on which channel, with which template. Pure: takes the file
     #                                      # { not = … }: none of), e.g. when = { assignee = { not = "" } }
     # skip_actor = true              # optional: not to the person who caused the event
 
-Recipients: `requester` (from ticket.submitted), `assignee` (the ticket's main handler),
-`co_handlers` (ticket.assigned's), `candidate_groups` (the members of the groups of the last task
+Recipients: `requester` (from ticket.submitted), `assignee` (the ticket's main handler, as the
+last ticket.assigned named them: claiming a task never changes it), `co_handlers`
+(ticket.assigned's), `task_assignee` (task.created and task.claimed only: the person the task is
+assigned to or claimed by), `candidate_groups` (the members of the groups of the last task
 created), `team` (the groups directory.toml marks with the routed team, else routing's candidate
 groups), `group` (a named directory group), `webhook` (a named directory webhook). Channel
 `webhook` goes to a `webhook`, or to the robots of the groups of `team`, `group` or
@@ -42,8 +45,19 @@ from services.notify.domain.problems import Problems, child, key, one_of, sugges
 
 Channel = Literal["email", "webhook", "in_app"]
 CHANNELS: Final[tuple[Channel, ...]] = ("email", "webhook", "in_app")
-RECIPIENTS: Final = ("requester", "assignee", "co_handlers", "candidate_groups", "team", "group", "webhook")
-PEOPLE_RECIPIENTS: Final = frozenset({"requester", "assignee", "co_handlers"})
+RECIPIENTS: Final = (
+    "requester",
+    "assignee",
+    "co_handlers",
+    "task_assignee",
+    "candidate_groups",
+    "team",
+    "group",
+    "webhook",
+)
+PEOPLE_RECIPIENTS: Final = frozenset({"requester", "assignee", "co_handlers", "task_assignee"})
+#: The events that name a task's assignee (`task_assignee`): the task created for, or claimed by, a person.
+TASK_ASSIGNEE_EVENTS: Final = ("task.created", "task.claimed")
 GROUP_RECIPIENTS: Final = frozenset({"candidate_groups", "team", "group"})
 _DELIVERY_KEYS = ("to", "channel", "template", "locale", "group", "webhook", "when", "skip_actor")
 _TEMPLATE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -270,6 +284,12 @@ def _delivery(source: str, path: str, event_type: str, raw: dict[str, Any], prob
         add("channel", f'a person has no webhook: use email or in_app for to = "{to}"')
     if to == "webhook" and any(c != "webhook" for c in channels):
         add("channel", 'to = "webhook" goes by channel = "webhook" only')
+    if to == "task_assignee" and event_type not in TASK_ASSIGNEE_EVENTS:
+        add(
+            "to",
+            f"{event_type} names no task's assignee: task_assignee is for {' and '.join(TASK_ASSIGNEE_EVENTS)}"
+            ' (the ticket\'s handler is to = "assignee")',
+        )
 
     locale = raw.get("locale", "")
     if not isinstance(locale, str) or (locale and not LOCALE.match(locale)):

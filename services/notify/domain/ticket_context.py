@@ -58,6 +58,7 @@ class TicketContext:
     sla_targets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     calendar: str = ""
     first_classification_id: str = ""
+    #: The ticket's main handler and co-handlers (SOP §4), as the last ticket.assigned named them.
     assignee: str = ""
     co_handlers: tuple[str, ...] = ()
     task_id: str = ""
@@ -151,6 +152,9 @@ def _changes(ctx: TicketContext, e: TicketEvent) -> dict[str, Any]:
             complete = not e.texts("missing_info")
             return {"status": "accepted"} if complete and ctx.status == "waiting_for_requester" else {}
         case "task.created":
+            # A task's own assignee is not the ticket's handler (a bundle may give a review to a
+            # named reviewer); only ticket.assigned names the handler. `task_assignee` rules reach
+            # the task's assignee from the event itself.
             changes: dict[str, Any] = {
                 "task_id": e.text("task_id"),
                 "task_name": e.text("name"),
@@ -160,17 +164,23 @@ def _changes(ctx: TicketContext, e: TicketEvent) -> dict[str, Any]:
             }
             if e.text("priority"):
                 changes["priority"] = e.text("priority")
-            if e.text("assignee"):
-                changes["assignee"] = e.text("assignee")
             return changes
-        case "task.claimed" | "ticket.assigned":
-            changes = {"assignee": e.text("assignee") or ctx.assignee}
-            if e.type == "ticket.assigned":
-                changes["co_handlers"] = e.texts("co_handlers")
-                changes["team"] = e.text("team") or ctx.team
-            if ctx.status in ("pending", "accepted"):
-                changes["status"] = "in_progress"
+        case "ticket.assigned":
+            # SOP §4: the main handler and the co-handlers, as the assignment form named them (the
+            # dispatcher's, or tier 2 taking the ticket over). Seed 002: the ticket is 已受理 then.
+            changes = {
+                "assignee": e.text("assignee") or ctx.assignee,
+                "co_handlers": e.texts("co_handlers"),
+                "team": e.text("team") or ctx.team,
+            }
+            if ctx.status in ("pending", "waiting_for_requester"):
+                changes["status"] = "accepted"
             return changes
+        case "task.claimed" | "task.completed":
+            # Claims hand a task to someone (a change manager, a reviewer, the dispatcher), never
+            # the ticket. Work on a ticket that has its handler is handling it (处理中); work before
+            # the assignment (dispatching, obtaining information) is not.
+            return {"status": "in_progress"} if ctx.assignee and ctx.status == "accepted" else {}
         case "ticket.escalated":
             return {"tier": e.text("to_tier") or ctx.tier}
         case "ticket.commented":
