@@ -75,7 +75,7 @@ def has_entry(*event_types: str) -> Callable[[intake_pb2.Ticket], bool]:
     return lambda t: set(event_types) <= {e.event_type for e in t.timeline}
 
 
-WORKFLOW = ("workflow", "service")
+WORKFLOW = ("system", "system")  # what the workflow's own steps carry (common.v1.Actor)
 
 
 def workflow_event(ticket_number: str, payload: Message, *, actor: tuple[str, str] = WORKFLOW) -> events_pb2.Event:

@@ -127,6 +127,9 @@ MILESTONES = [
     "ticket.revisit_required",
     "ticket.closed",
 ]
+#: Who each milestone is by: the process's own steps are the system's (common.v1.Actor), also
+#: right after a person's action; an assignment is the person whose form named the handler.
+MILESTONE_ACTORS = [(kind, "engineer-2" if kind == "ticket.assigned" else "system") for kind in MILESTONES]
 REQUESTER_ACTIONS = ["ticket.submitted", "ticket.supplemented", "ticket.verified", "ticket.rated"]
 DONE_BY = [
     ("Task_AssignTicket", "engineer-2"),
@@ -251,6 +254,13 @@ def test_one_ticket_through_the_whole_support_process(system: System, restart: R
         "ticket.rated",
         *MILESTONES[13:],
     ], "every step once, in order, also across the restart"
+    # Who did it, as the timeline tells the requester: people for their own actions, "system" for
+    # what the process did by itself (classified, asked, escalated, decided, resolved, closed…).
+    by = [(e.event_type, e.actor.subject) for e in final.timeline]
+    assert [entry for entry in by if entry[0] in MILESTONES] == MILESTONE_ACTORS
+    assert {who for kind, who in by if kind in REQUESTER_ACTIONS} == {"E1001"}
+    assert [who for kind, who in by if kind == "task.completed"] == [who for _, who in DONE_BY]
+    assert {who for kind, who in by if kind == "task.created"} == {"system"}
 
     # -- workflow: the instance's history ------------------------------------------------------
     workflow = workflow_pb2_grpc.WorkflowServiceStub(grpc.insecure_channel(system.endpoints.workflow))
@@ -261,7 +271,7 @@ def test_one_ticket_through_the_whole_support_process(system: System, restart: R
     assert (instance.process_id, instance.deployment_version) == ("support_ticket", 1)
     history = list(instance.history)
     assert [(h.element_id, h.actor.subject) for h in history if h.action == "task.completed"] == DONE_BY
-    assert [h.action for h in history if h.action in MILESTONES] == MILESTONES
+    assert [(h.action, h.actor.subject) for h in history if h.action in MILESTONES] == MILESTONE_ACTORS
     assert [(h.detail, h.actor.subject) for h in history if h.action == "message"] == [
         ("ticket.supplemented", "E1001"),
         ("ticket.verified", "E1001"),

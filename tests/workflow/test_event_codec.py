@@ -305,9 +305,9 @@ def test_encodes_the_envelope_and_payload(
     assert getattr(event, EVENT_TYPES[event_type]) == expected
 
 
-def test_thrown_events_act_as_the_workflow_system_unless_told() -> None:
+def test_thrown_events_act_as_the_system_unless_told() -> None:
     event = encode_thrown(ThrownEvent("ticket.closed", "End", {}), **ENVELOPE)
-    assert (event.actor.subject, event.actor.role) == ("workflow", "system")
+    assert (event.actor.subject, event.actor.role) == ("system", "system"), "common.v1.Actor: automatic steps"
     event = encode_thrown(ThrownEvent("change.decided", "Throw", {}), **ENVELOPE, actor=("zhao.liu", "approver"))
     assert (event.actor.subject, event.actor.role) == ("zhao.liu", "approver")
 

@@ -186,6 +186,14 @@ class Desk:
         """The stream says exactly `expected` (waiting for the relay to publish it)."""
         assert await until(self.story, lambda s: s == expected) == expected
 
+    async def said_by(self) -> list[tuple[str, str, str]]:
+        """(event type, actor subject, actor role) of every workflow event for this ticket, in stream order."""
+        return [
+            (e.type, e.actor.subject, e.actor.role)
+            for e in await self.tail.read()
+            if e.ticket_number == self.number and e.producer == "workflow"
+        ]
+
     async def events(self, event_type: str) -> list[events_pb2.Event]:
         return [e for e in await self.tail.read() if e.ticket_number == self.number and e.type == event_type]
 
@@ -528,6 +536,36 @@ async def test_incomplete_information_is_supplemented_before_assignment(desk: De
     assert ("task.withdrawn", "Task_ObtainMissingInfo") in [(h.action, h.element_id) for h in history]
     assert await desk.done_by() == [("Task_AssignTicket", "dev-1")]
 
+    # Who did what: the requester submitted and supplied, the dispatcher assigned; classifying,
+    # asking, reminding (a timer) and opening tasks the process did by itself (common.v1.Actor:
+    # "system" for automatic steps), also right after a person's action.
+    system = ("system", "system")
+    assert await desk.said_by() == [
+        ("ticket.classified", *system),
+        ("ticket.info_requested", *system),
+        ("task.created", *system),
+        ("ticket.info_requested", *system),  # the reminder
+        ("task.created", *system),  # the assignment, once the requester supplied
+        ("task.completed", "dev-1", "agent"),
+        ("ticket.assigned", "dev-1", "agent"),
+        ("task.created", *system),  # the diagnosis, for the handler
+    ]
+    assert [
+        (h.action, h.actor.subject, h.actor.role) for h in history if (h.actor.subject, h.actor.role) != system
+    ] == [
+        ("started", "E1001", "requester"),  # the submission started it
+        ("message", "E1001", "requester"),
+        ("task.completed", "dev-1", "agent"),
+        ("ticket.assigned", "dev-1", "agent"),  # named by the form dev-1 completed
+    ]
+    assert [h.action for h in history if (h.actor.subject, h.actor.role) == system][:3] == [
+        "path",
+        "ticket.classified",
+        "ticket.info_requested",
+    ], "classified by the process, not by the requester who submitted"
+    supplied = [h.action for h in history].index("message")
+    assert history[supplied + 1].action == "path", "the supplement first, then what the process did in answer"
+
 
 async def test_assignment_clock_breach_escalates_to_the_team_lead(desk: Desk) -> None:
     await desk.submit(**P2_FUNCTION_FAILURE)
@@ -557,7 +595,7 @@ async def test_assignment_clock_breach_escalates_to_the_team_lead(desk: Desk) ->
     still = await desk.open_task("Task_AssignTicket")
     assert [t.task_id for t in await desk.tasks(*OPEN_STATES, group="team_lead")] == [still.task_id]
     [escalated] = await desk.events("ticket.escalated")
-    assert (escalated.actor.subject, escalated.actor.role) == ("workflow", "system"), "escalated automatically"
+    assert (escalated.actor.subject, escalated.actor.role) == ("system", "system"), "escalated automatically"
     alert = escalated.ticket_escalated
     assert (alert.from_tier, alert.to_tier, alert.automatic) == ("tier1", "team_lead", True)
     assert alert.reason == "Not assigned within the assignment target (SOP 5)"
@@ -591,6 +629,10 @@ async def test_tier1_escalates_to_tier2_with_the_escalation_form(desk: Desk) -> 
     desk.advance(timedelta(minutes=30))  # 09:30
     await desk.complete("Task_FileEscalationForm", AGENT, **ESCALATION_FORM)
     [escalated] = await until(lambda: desk.events("ticket.escalated"), bool)
+    # agent-1 filed the form; the escalation that followed is the process's own step.
+    said = await desk.said_by()
+    filed = said.index(("ticket.escalated", "system", "system"))
+    assert said[filed - 1] == ("task.completed", "agent-1", "agent")
     notice = escalated.ticket_escalated
     assert (notice.from_tier, notice.to_tier, notice.automatic, notice.reason) == (
         "tier1",
@@ -1020,7 +1062,7 @@ async def test_cancelling_ends_the_ticket_anywhere_before_closing(desk: Desk) ->
     assert "cancelled" in (too_late.value.details() or "")
     ended = [(h.action, h.detail, h.actor.subject) for h in cancelled.history]
     assert ("message", "ticket.cancelled", "E1001") in ended, "the requester cancelled it"
-    assert ("cancelled", "", "workflow") in ended
+    assert ("cancelled", "", "system") in ended
     assert "completed" not in [action for action, _, _ in ended]
 
     # No progress reports, breaches or closing after the cancellation.

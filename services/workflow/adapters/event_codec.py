@@ -82,10 +82,12 @@ from supportflow.common.v1 import types_pb2
 from supportflow.events.v1 import events_pb2
 
 from services.kit.events import new_event, timestamp
+from services.workflow.application.announcements import SYSTEM
 from services.workflow.application.engine import ThrownEvent
 
 PRODUCER = "workflow"
-SYSTEM_ACTOR = ("workflow", "system")
+#: What the process does by itself is the system's (announcements.py, "Who did it").
+SYSTEM_ACTOR = SYSTEM
 
 PRIORITIES: dict[str, types_pb2.Priority.ValueType] = {
     "P0": types_pb2.PRIORITY_P0,

@@ -6,6 +6,7 @@ instance is never run by two workers at once, whatever number of replicas run.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from services.workflow.application.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from services.workflow.application.progress import SYSTEM, Actor, record_advance
+from services.workflow.application.progress import Actor, record_advance
 from services.workflow.domain.assignment import assignment_made
 from services.workflow.domain.errors import InstanceNotWaiting, NotAllowed, NotFound
 from services.workflow.domain.sla import ClockSignal, SlaClock
@@ -183,7 +184,7 @@ async def _start(uow: UnitOfWork, deps: WorkflowDeps, deployment: Deployment, st
     version = f"version {deployment.version}"
     started = HistoryEntry(now, start.actor.subject, start.actor.role, "started", deployment.main_process, version)
     await uow.history.add(start.ticket_number, [started])
-    said = await record_advance(uow, runtime, instance, advance, actor=start.actor, now=now, new_ids=deps.ids)
+    said = await record_advance(uow, runtime, instance, advance, now=now, new_ids=deps.ids)
     instance.engine_state = handle.dump()
     await uow.instances.add(instance)
     _announce(uow, instance, start.actor, now, said)
@@ -216,7 +217,6 @@ async def _advance(
         runtime,
         instance,
         advance,
-        actor=actor,
         now=now,
         new_ids=deps.ids,
         clocks_in_hand=clocks,
@@ -229,8 +229,11 @@ async def _advance(
 
 
 def _announce(uow: UnitOfWork, instance: Instance, actor: Actor, at: datetime, said: list[an.Announcement]) -> None:
-    if said:
-        uow.emit(an.Envelope(instance.organization, instance.ticket_number, actor.subject, actor.role, at, tuple(said)))
+    """Stage `said` in order: `actor`'s own actions under them, what the process did by itself
+    under the system (announcements.py, "Who did it")."""
+    for personal, run in itertools.groupby(said, key=an.is_personal):
+        subject, role = (actor.subject, actor.role) if personal else an.SYSTEM
+        uow.emit(an.Envelope(instance.organization, instance.ticket_number, subject, role, at, tuple(run)))
 
 
 async def correlate_message(
@@ -264,10 +267,9 @@ async def correlate_message(
             return False
         now = deps.clock.now()
         ended = "cancelled" if name == CANCEL_MESSAGE else "completed"
-        said = await record_advance(
-            uow, runtime, instance, advance, actor=actor, now=now, new_ids=deps.ids, end_state=ended
-        )
+        # The person's action, then what the process did by itself in answer (the system's).
         await uow.history.add(ticket_number, [HistoryEntry(now, actor.subject, actor.role, "message", "", name)])
+        said = await record_advance(uow, runtime, instance, advance, now=now, new_ids=deps.ids, end_state=ended)
         instance.engine_state = handle.dump()
         instance.revision += 1
         await uow.instances.save(instance)
@@ -283,12 +285,12 @@ async def cancel_instance(deps: WorkflowDeps, actor: Actor, org: str, ticket_num
         instance = await _locked(uow, ticket_number, org)
         if instance.state in ("completed", "cancelled"):
             return instance
-        await _advance(uow, deps, instance, actor, lambda engine, handle: engine.cancel(handle), end_state="cancelled")
-        instance.state, instance.ended_at, instance.wake_at = "cancelled", deps.clock.now(), None
-        await uow.instances.save(instance)
         await uow.history.add(
             ticket_number, [HistoryEntry(deps.clock.now(), actor.subject, actor.role, "cancelled", "", reason)]
         )
+        await _advance(uow, deps, instance, actor, lambda engine, handle: engine.cancel(handle), end_state="cancelled")
+        instance.state, instance.ended_at, instance.wake_at = "cancelled", deps.clock.now(), None
+        await uow.instances.save(instance)
         await uow.commit()
         return instance
 
@@ -369,7 +371,7 @@ async def _wake(uow: UnitOfWork, deps: WorkflowDeps, instance: Instance) -> None
                 pass
         return combine(done, engine.wake(handle))
 
-    await _advance(uow, deps, instance, Actor(*SYSTEM), operate, before=said, clocks=ticked)
+    await _advance(uow, deps, instance, Actor(*an.SYSTEM), operate, before=said, clocks=ticked)
 
 
 # -- tasks -------------------------------------------------------------------------------------

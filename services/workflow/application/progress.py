@@ -4,6 +4,10 @@
 caller's unit of work: user tasks opened and withdrawn, SLA clocks started / paused / resumed /
 stopped by the properties of the steps entered, thrown messages, routing, incidents, the end of
 the instance, and the instance's next wake-up time (earliest timer or SLA check).
+
+All of it is what the process did by itself, so its history entries are the system's
+(announcements.SYSTEM), whoever's action set the engine going: the caller records that action
+(task completed, message received, instance started) under the person.
 """
 
 from __future__ import annotations
@@ -14,12 +18,12 @@ from datetime import datetime
 from typing import Any
 
 from services.workflow.application import announcements as an
+from services.workflow.application.announcements import SYSTEM
 from services.workflow.application.engine import Advance, OpenedTask
 from services.workflow.application.ports import HistoryEntry, Incident, Instance, Runtime, UnitOfWork
 from services.workflow.domain.sla import ClockState, SlaClock, SlaError, parse_clock_properties, start_clock
 from services.workflow.domain.tasks import TaskState, WorkTask
 
-SYSTEM = ("workflow", "system")
 CLASSIFIED = "ticket.classified"
 ROUTING_VARIABLES = ("priority", "category", "team", "candidate_group", "candidate_groups", "calendar")
 
@@ -36,7 +40,6 @@ async def record_advance(
     instance: Instance,
     advance: Advance,
     *,
-    actor: Actor,
     now: datetime,
     new_ids: Any,
     clocks_in_hand: list[SlaClock] | None = None,
@@ -62,7 +65,7 @@ async def record_advance(
     if advance.entered:
         # One entry for the path the engine took (not one per gateway and event it passed).
         path = " → ".join(step.name or step.element_id for step in advance.entered)
-        history.append(HistoryEntry(now, actor.subject, actor.role, "path", advance.entered[-1].element_id, path))
+        history.append(HistoryEntry(now, *SYSTEM, "path", advance.entered[-1].element_id, path))
     for step in advance.entered:
         _apply_clock_properties(step.element_id, step.properties, clocks, runtime, variables, now, instance)
 
@@ -73,7 +76,7 @@ async def record_advance(
             matched = tuple(variables.get("matched_rules", ()) or ())
             instance.routing["matched_rules"] = list(matched)
         said.append(an.Thrown(thrown, matched))
-        history.append(HistoryEntry(now, actor.subject, actor.role, thrown.name, thrown.element_id, ""))
+        history.append(HistoryEntry(now, *SYSTEM, thrown.name, thrown.element_id, ""))
 
     for opened in advance.opened:
         task = await _open_task(uow, instance, opened, variables, now, new_ids, new=new)
