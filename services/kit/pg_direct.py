@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import JSON, Table
-from sqlalchemy.engine import make_url
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.engine import Dialect, make_url
 
 from services.kit.db import lost_database
 
@@ -78,17 +80,20 @@ class DirectConnections:
             await conn.close(timeout=5)
 
 
+_POSTGRESQL: Dialect = PGDialect()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves it untyped
+
 #: One encoder for every JSON value (`json.dumps` with options builds a new one per call).
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True, slots=True)
 class InsertInto:
-    """A multi-row INSERT into `table` for asyncpg, with the SQL generated from the table."""
+    """Rows for one table, inserted by asyncpg with SQL generated from the table."""
 
     table: Table
     columns: tuple[str, ...]
-    sql: str
+    sql: str  # one row per execution: for executemany
+    array_types: tuple[str, ...]  # each column's PostgreSQL type as an array, for unnest()
     json_positions: tuple[int, ...]
 
     @classmethod
@@ -97,10 +102,13 @@ class InsertInto:
         auto = table.autoincrement_column
         names = tuple(columns) if columns is not None else tuple(c.name for c in table.c if c is not auto)
         placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-        quoted = ", ".join(f'"{n}"' for n in names)
-        sql = f"INSERT INTO {table.name} ({quoted}) VALUES ({placeholders})"
+        sql = f"INSERT INTO {table.name} ({_quoted(names)}) VALUES ({placeholders})"
+        dialect = _POSTGRESQL
+        # Without a length: an explicit cast to VARCHAR(n) would silently cut a longer value, where
+        # the INSERT's own assignment to the column refuses it.
+        array_types = tuple(re.sub(r"\(\d+\)", "", table.c[n].type.compile(dialect=dialect)) + "[]" for n in names)
         json_positions = tuple(i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON))
-        return cls(table, names, sql, json_positions)
+        return cls(table, names, sql, array_types, json_positions)
 
     def records(self, rows: Iterable[Mapping[str, Any]]) -> list[Sequence[Any]]:
         """The rows' values in column order, JSON columns serialised (asyncpg sends json as text)."""
@@ -121,3 +129,31 @@ class InsertInto:
         """One round trip for all rows (asyncpg pipelines executemany)."""
         if rows:
             await conn.executemany(self.sql, self.records(rows))
+
+    def from_arrays(self, first_parameter: int) -> str:
+        """INSERT … SELECT FROM unnest($n::type[], …): every row from one array per column."""
+        arrays = ", ".join(f"${first_parameter + i}::{t}" for i, t in enumerate(self.array_types))
+        return f"INSERT INTO {self.table.name} ({_quoted(self.columns)}) SELECT * FROM unnest({arrays})"
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+async def insert_together(
+    conn: asyncpg.Connection, parts: Sequence[tuple[InsertInto, Sequence[Mapping[str, Any]]]]
+) -> None:
+    """The rows of several tables in one statement — one round trip, one wake-up of the server —
+    as data-modifying WITH clauses over unnest(). A constraint violation anywhere fails it all."""
+    parts = [(insert, rows) for insert, rows in parts if rows]
+    if not parts:
+        return
+    clauses: list[str] = []
+    arguments: list[Sequence[Any]] = []
+    for insert, rows in parts:
+        clauses.append(insert.from_arrays(len(arguments) + 1))
+        records = insert.records(rows)
+        arguments.extend(list(column) for column in zip(*records, strict=True))
+    *first, last = clauses
+    with_clauses = ", ".join(f"w{i} AS ({clause})" for i, clause in enumerate(first))
+    await conn.execute(f"WITH {with_clauses} {last}" if first else last, *arguments)
