@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
 from services.intake.bootstrap import MIGRATIONS, bootstrap
 from services.intake.settings import IntakeSettings
+from services.kit import runtime
 from services.kit.db import create_engine
 from services.kit.migrate import upgrade
 
@@ -29,7 +29,7 @@ async def _serve(settings: IntakeSettings) -> None:
 def main() -> None:
     settings = IntakeSettings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_migrate(settings) if sys.argv[1:] == ["migrate"] else _serve(settings))
+    runtime.run(_migrate(settings) if sys.argv[1:] == ["migrate"] else _serve(settings))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@ its database migrations and exits."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
 from collections.abc import Mapping
 
+from services.kit import runtime
 from services.kit.db import create_engine
 from services.kit.migrate import upgrade
 from services.notify.bootstrap import MIGRATIONS, bootstrap
@@ -36,13 +36,13 @@ def main() -> None:
     settings = NotifySettings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if sys.argv[1:] == ["migrate"]:
-        asyncio.run(_migrate(settings))
+        runtime.run(_migrate(settings))
         return
     # The one read of the process environment beyond the settings: the webhooks' url_env and
     # secret_env name variables that only the notification configuration knows about.
     env = dict(os.environ)
     try:
-        asyncio.run(_serve(settings, env))
+        runtime.run(_serve(settings, env))
     except RulesError as exc:
         log.error("%s: %s", settings.config_dir, exc.message)
         raise SystemExit(2) from None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
+from services.kit import runtime
 from services.kit.db import create_engine
 from services.kit.migrate import upgrade
 from services.workflow.bootstrap import MIGRATIONS, bootstrap
@@ -29,7 +29,7 @@ async def _serve(settings: WorkflowSettings) -> None:
 def main() -> None:
     settings = WorkflowSettings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_migrate(settings) if sys.argv[1:] == ["migrate"] else _serve(settings))
+    runtime.run(_migrate(settings) if sys.argv[1:] == ["migrate"] else _serve(settings))
 
 
 if __name__ == "__main__":
