@@ -36,7 +36,11 @@ def subject_for(org: str, event_type: str) -> str:
 
 def new_traceparent() -> str:
     """A fresh W3C traceparent for an event that starts a trace."""
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    return _traceparent(secrets.token_bytes(24))
+
+
+def _traceparent(random: bytes) -> str:
+    return f"00-{random[:16].hex()}-{random[16:24].hex()}-01"
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,13 +68,14 @@ def new_event(
 ) -> events_pb2.Event:
     """Wrap a payload message (e.g. `TicketSubmitted`) in the envelope; the type follows the payload."""
     field = _payload_field(payload)
+    random = secrets.token_bytes(40)  # one system call for the event id and a trace's ids
     event = events_pb2.Event(
-        event_id=event_id or str(uuid.uuid4()),
+        event_id=event_id or str(uuid.UUID(bytes=random[:16], version=4)),
         type=event_type_of(field),
         occurred_at=timestamp(occurred_at),
         organization=org,
         ticket_number=ticket_number,
-        trace=events_pb2.TraceContext(traceparent=traceparent or new_traceparent()),
+        trace=events_pb2.TraceContext(traceparent=traceparent or _traceparent(random[16:])),
         producer=producer,
         actor=types_pb2.Actor(subject=actor_subject, role=actor_role),
     )

@@ -16,6 +16,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -86,7 +87,7 @@ _POSTGRESQL: Dialect = PGDialect()  # type: ignore[no-untyped-call]  # SQLAlchem
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity: built once per table
 class InsertInto:
     """Rows for one table, inserted by asyncpg with SQL generated from the table."""
 
@@ -145,15 +146,22 @@ async def insert_together(
 ) -> None:
     """The rows of several tables in one statement — one round trip, one wake-up of the server —
     as data-modifying WITH clauses over unnest(). A constraint violation anywhere fails it all."""
-    parts = [(insert, rows) for insert, rows in parts if rows]
-    if not parts:
+    present = tuple((insert, rows) for insert, rows in parts if rows)
+    if not present:
         return
+    arguments: list[list[Any]] = []
+    for insert, rows in present:
+        arguments.extend(list(column) for column in zip(*insert.records(rows), strict=True))
+    await conn.execute(_together_sql(tuple(insert for insert, _ in present)), *arguments)
+
+
+@lru_cache(maxsize=64)
+def _together_sql(inserts: tuple[InsertInto, ...]) -> str:
     clauses: list[str] = []
-    arguments: list[Sequence[Any]] = []
-    for insert, rows in parts:
-        clauses.append(insert.from_arrays(len(arguments) + 1))
-        records = insert.records(rows)
-        arguments.extend(list(column) for column in zip(*records, strict=True))
+    parameter = 1
+    for insert in inserts:
+        clauses.append(insert.from_arrays(parameter))
+        parameter += len(insert.columns)
     *first, last = clauses
     with_clauses = ", ".join(f"w{i} AS ({clause})" for i, clause in enumerate(first))
-    await conn.execute(f"WITH {with_clauses} {last}" if first else last, *arguments)
+    return f"WITH {with_clauses} {last}" if first else last
