@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import nats
@@ -23,7 +25,10 @@ from services.intake.adapters import tables
 from tests.intake.conftest import auth, intake_env, submission, token
 from tests.support.fixtures import ServiceFactory
 from tests.support.nats import NatsServer
+from tests.support.postgres import ThrowawayCluster, start_throwaway_cluster
 from tests.support.processes import ServiceProcess, free_port, grpc_health_status
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.fault
 
@@ -208,3 +213,55 @@ async def test_sigterm_stops_promptly_and_publishes_what_was_accepted(
     assert "did not stop in time" not in intake.log_tail(200)
     assert await outbox_size(fresh_database_url) == 0, "accepted tickets' events left unpublished at shutdown"
     assert_exactly_once(await StreamReader(nats_url).wait_for(numbers, within=10), numbers)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ThrowawayCluster]:
+    """A PostgreSQL server of this test's own, to stop and start."""
+    server = start_throwaway_cluster(tmp_path / "postgres")
+    yield server
+    server.destroy()
+
+
+@pytest.mark.fault
+async def test_a_database_outage_answers_unavailable_and_submissions_resume_when_it_is_back(
+    cluster: ThrowawayCluster, own_nats_server: NatsServer, service_process_factory: ServiceFactory
+) -> None:
+    intake = service_process_factory(
+        "intake",
+        "services.intake",
+        intake_env(cluster.server.create_database("intake"), own_nats_server.url, SUPPORTFLOW_GRPC_PORT="{grpc_port}"),
+    )
+    md = auth(token(roles=("integration",)))
+    async with grpc.aio.insecure_channel(intake.address) as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        before = await stub.SubmitTicket(submission(title="before the outage"), metadata=md, timeout=10)
+
+        cluster.stop()
+        during = submission(title="during the outage")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.SubmitTicket(during, metadata=md, timeout=20)
+        # Retryable, and said so: not an internal error, and the process stays up, unready.
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+        assert "database" in (refused.value.details() or "")
+        assert intake.running
+        assert grpc_health_status(intake.address, "liveness") == health_pb2.HealthCheckResponse.SERVING
+
+        cluster.start()
+        # The client retries with the same request id, as UNAVAILABLE invites: one ticket, the next number.
+        after = await _retrying_unavailable(lambda: stub.SubmitTicket(during, metadata=md, timeout=10))
+        assert int(after.ticket.ticket_number[-6:]) == int(before.ticket.ticket_number[-6:]) + 1
+        again = await stub.SubmitTicket(during, metadata=md, timeout=10)
+        assert again.replayed
+        assert again.ticket.ticket_number == after.ticket.ticket_number
+
+
+async def _retrying_unavailable(call: Callable[[], Awaitable[T]], attempts: int = 50) -> T:
+    codes = []
+    for _ in range(attempts):
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as exc:
+            codes.append(exc.code())
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"still failing after the database came back: {set(codes)}")
