@@ -37,7 +37,7 @@ _REQUESTS = InsertInto.of(t.requests)
 _OUTBOX = InsertInto.of(t.outbox)
 _TIMELINE = InsertInto.of(t.timeline)
 
-# varchar[], not text[]: a text array would cast the column and lose its primary-key index.
+# Only when a batch met a request id seen before (submitting.py checks ids optimistically).
 _FIND_REQUESTS = f"""
     SELECT request_id, operation, fingerprint, ticket_number, result_id FROM {t.requests.name}
     WHERE organization = $1 AND request_id = ANY($2::varchar[])"""
