@@ -18,7 +18,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     NATS — and uvloop takes about a tenth off intake's CPU per SubmitTicket (benchmarks/)."""
     try:
         import uvloop
-    except ImportError:  # e.g. Windows, which uvloop does not support
+    except ImportError:  # a platform uvloop does not support (Windows)
         return asyncio.run(main)
     return uvloop.run(main)
 
