@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 import grpc
@@ -25,7 +24,7 @@ from services.intake.adapters import tables
 from tests.intake.conftest import auth, intake_env, submission, token
 from tests.support.fixtures import ServiceFactory
 from tests.support.nats import NatsServer
-from tests.support.postgres import ThrowawayCluster, start_throwaway_cluster
+from tests.support.postgres import ThrowawayCluster
 from tests.support.processes import ServiceProcess, free_port, grpc_health_status
 
 T = TypeVar("T")
@@ -215,29 +214,25 @@ async def test_sigterm_stops_promptly_and_publishes_what_was_accepted(
     assert_exactly_once(await StreamReader(nats_url).wait_for(numbers, within=10), numbers)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ThrowawayCluster]:
-    """A PostgreSQL server of this test's own, to stop and start."""
-    server = start_throwaway_cluster(tmp_path / "postgres")
-    yield server
-    server.destroy()
-
-
 @pytest.mark.fault
 async def test_a_database_outage_answers_unavailable_and_submissions_resume_when_it_is_back(
-    cluster: ThrowawayCluster, own_nats_server: NatsServer, service_process_factory: ServiceFactory
+    own_postgres_cluster: ThrowawayCluster, own_nats_server: NatsServer, service_process_factory: ServiceFactory
 ) -> None:
     intake = service_process_factory(
         "intake",
         "services.intake",
-        intake_env(cluster.server.create_database("intake"), own_nats_server.url, SUPPORTFLOW_GRPC_PORT="{grpc_port}"),
+        intake_env(
+            own_postgres_cluster.server.create_database("intake"),
+            own_nats_server.url,
+            SUPPORTFLOW_GRPC_PORT="{grpc_port}",
+        ),
     )
     md = auth(token(roles=("integration",)))
     async with grpc.aio.insecure_channel(intake.address) as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         before = await stub.SubmitTicket(submission(title="before the outage"), metadata=md, timeout=10)
 
-        cluster.stop()
+        own_postgres_cluster.stop()
         during = submission(title="during the outage")
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub.SubmitTicket(during, metadata=md, timeout=20)
@@ -247,7 +242,7 @@ async def test_a_database_outage_answers_unavailable_and_submissions_resume_when
         assert intake.running
         assert grpc_health_status(intake.address, "liveness") == health_pb2.HealthCheckResponse.SERVING
 
-        cluster.start()
+        own_postgres_cluster.start()
         # The client retries with the same request id, as UNAVAILABLE invites: one ticket, the next number.
         after = await _retrying_unavailable(lambda: stub.SubmitTicket(during, metadata=md, timeout=10))
         assert int(after.ticket.ticket_number[-6:]) == int(before.ticket.ticket_number[-6:]) + 1

@@ -41,7 +41,7 @@ from tests.notify.story import NOTIFY_DIR
 from tests.notify.stream_side import Ticket, publish, ticket_number
 from tests.support.fixtures import ServiceFactory
 from tests.support.nats import NatsServer
-from tests.support.postgres import ThrowawayCluster, start_throwaway_cluster
+from tests.support.postgres import ThrowawayCluster
 from tests.support.processes import ServiceProcess, grpc_health_status
 
 T = TypeVar("T")
@@ -233,24 +233,16 @@ async def test_nats_stopped_and_started_while_events_flow_loses_nothing(
     await notices.engine.dispose()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[ThrowawayCluster]:
-    """A PostgreSQL server of this test's own, to stop and start."""
-    server = start_throwaway_cluster(tmp_path / "postgres")
-    yield server
-    server.destroy()
-
-
 @pytest.mark.fault
 async def test_a_database_outage_keeps_the_service_up_and_every_notice_goes_out_once_it_is_back(
-    cluster: ThrowawayCluster,
+    own_postgres_cluster: ThrowawayCluster,
     own_nats_server: NatsServer,
     publisher: Client,
     smtp: SmtpSink,
     config_dir: Path,
     service_process_factory: ServiceFactory,
 ) -> None:
-    database_url = cluster.server.create_database("notify")
+    database_url = own_postgres_cluster.server.create_database("notify")
     notify = service_process_factory(
         "notify", "services.notify", notify_env(database_url, own_nats_server.url, smtp, config_dir)
     )
@@ -260,7 +252,7 @@ async def test_a_database_outage_keeps_the_service_up_and_every_notice_goes_out_
         await submit(publisher, ticket)
     assert await eventually(lambda: notices.all_sent([t.number for t in before]), bool)
 
-    cluster.stop()
+    own_postgres_cluster.stop()
     for ticket in during:
         await submit(publisher, ticket)
     assert await eventually(_health(notify), lambda s: s == NOT_SERVING, within=15) == NOT_SERVING
@@ -268,7 +260,7 @@ async def test_a_database_outage_keeps_the_service_up_and_every_notice_goes_out_
     assert notify.running, "an outage is no reason to exit"
     assert grpc_health_status(notify.address) == NOT_SERVING  # answered: readiness, not a dead pod
 
-    cluster.start()
+    own_postgres_cluster.start()
     assert await eventually(_health(notify), lambda s: s == SERVING, within=15) == SERVING
     numbers = [t.number for t in before + during]
     assert await eventually(lambda: notices.all_sent(numbers), bool, within=60), await notices.emails()

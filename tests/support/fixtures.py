@@ -15,7 +15,14 @@ from typing import Protocol
 import pytest
 
 from tests.support.nats import NATS_URL_ENV, NatsServer
-from tests.support.postgres import PostgresServer, find_postgres, stop_started_postgres, unique_database_name
+from tests.support.postgres import (
+    PostgresServer,
+    ThrowawayCluster,
+    find_postgres,
+    start_throwaway_cluster,
+    stop_started_postgres,
+    unique_database_name,
+)
 from tests.support.processes import ServiceProcess, free_port
 
 # --- test outcome, so teardown can tell whether to print service logs -------------------------
@@ -69,6 +76,14 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 # --- NATS JetStream ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_postgres_cluster(tmp_path: Path) -> Iterator[ThrowawayCluster]:
+    """A PostgreSQL server for one test, free to stop and start (fault tests); destroyed after."""
+    server = start_throwaway_cluster(tmp_path / "postgres")
+    yield server
+    server.destroy()
 
 
 @pytest.fixture(scope="session")
