@@ -195,12 +195,12 @@ class ConfigHolder:
             loaded = self._load()
         except RulesError as exc:
             self._signature = seen  # report this version once, not at every look
-            self.rejected = exc
             log.error(
                 "%s: the changed notification configuration was rejected; the previous one stays in force.\n%s",
                 self.root,
                 exc.message,
             )
+            self.rejected = exc  # after the log line: whoever sees `rejected` (another thread) finds it logged
             return False
         self._install(*loaded, seen)
         self.reloads += 1
