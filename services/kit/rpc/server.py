@@ -68,6 +68,7 @@ class ServiceHost:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
         self._shutting_down = False
+        self._marks: set[asyncio.Task[None]] = set()
         self.port = 0
 
     def add_background(
@@ -86,7 +87,11 @@ class ServiceHost:
             return
         error = None if task.cancelled() else task.exception()
         log.error("%s: background worker %s ended unexpectedly: %r", self.name, task.get_name(), error)
-        asyncio.get_running_loop().create_task(self.health.set(LIVENESS, health_pb2.HealthCheckResponse.NOT_SERVING))
+        mark = asyncio.get_running_loop().create_task(
+            self.health.set(LIVENESS, health_pb2.HealthCheckResponse.NOT_SERVING)
+        )
+        self._marks.add(mark)  # the loop keeps only weak references to tasks
+        mark.add_done_callback(self._marks.discard)
 
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Run at shutdown, last registered first."""
