@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -93,43 +92,26 @@ class InsertInto:
 
     table: Table
     columns: tuple[str, ...]
-    sql: str  # one row per execution: for executemany
     array_types: tuple[str, ...]  # each column's PostgreSQL type as an array, for unnest()
-    json_positions: tuple[int, ...]
+    json_columns: frozenset[str]
 
     @classmethod
     def of(cls, table: Table, columns: Sequence[str] | None = None) -> InsertInto:
         """All columns but an autoincrementing key, unless `columns` names them."""
         auto = table.autoincrement_column
         names = tuple(columns) if columns is not None else tuple(c.name for c in table.c if c is not auto)
-        placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-        sql = f"INSERT INTO {table.name} ({_quoted(names)}) VALUES ({placeholders})"
-        dialect = _POSTGRESQL
         # Without a length: an explicit cast to VARCHAR(n) would silently cut a longer value, where
         # the INSERT's own assignment to the column refuses it.
-        array_types = tuple(re.sub(r"\(\d+\)", "", table.c[n].type.compile(dialect=dialect)) + "[]" for n in names)
-        json_positions = tuple(i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON))
-        return cls(table, names, sql, array_types, json_positions)
+        array_types = tuple(re.sub(r"\(\d+\)", "", table.c[n].type.compile(dialect=_POSTGRESQL)) + "[]" for n in names)
+        json_columns = frozenset(n for n in names if isinstance(table.c[n].type, JSON))
+        return cls(table, names, array_types, json_columns)
 
-    def records(self, rows: Iterable[Mapping[str, Any]]) -> list[Sequence[Any]]:
-        """The rows' values in column order, JSON columns serialised (asyncpg sends json as text)."""
-        values = itemgetter(*self.columns)
-        if len(self.columns) == 1:
-            return [(values(row),) for row in rows]
-        if not self.json_positions:
-            return [values(row) for row in rows]
-        out: list[Sequence[Any]] = []
-        for row in rows:
-            record = list(values(row))
-            for i in self.json_positions:
-                record[i] = _json(record[i])
-            out.append(record)
-        return out
-
-    async def execute(self, conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """One round trip for all rows (asyncpg pipelines executemany)."""
-        if rows:
-            await conn.executemany(self.sql, self.records(rows))
+    def arrays(self, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+        """One list per column, unnest()'s arguments; JSON values serialised (asyncpg sends json as text)."""
+        return [
+            [_json(row[n]) for row in rows] if n in self.json_columns else [row[n] for row in rows]
+            for n in self.columns
+        ]
 
     def from_arrays(self, first_parameter: int) -> str:
         """INSERT … SELECT FROM unnest($n::type[], …): every row from one array per column."""
@@ -149,9 +131,7 @@ async def insert_together(
     present = tuple((insert, rows) for insert, rows in parts if rows)
     if not present:
         return
-    arguments: list[list[Any]] = []
-    for insert, rows in present:
-        arguments.extend(list(column) for column in zip(*insert.records(rows), strict=True))
+    arguments = [array for insert, rows in present for array in insert.arrays(rows)]
     await conn.execute(_together_sql(tuple(insert for insert, _ in present)), *arguments)
 
 

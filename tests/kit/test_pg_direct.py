@@ -1,4 +1,4 @@
-"""The direct asyncpg path stores exactly what SQLAlchemy would, on a real PostgreSQL: every column
+"""The direct asyncpg path stores exactly what SQLAlchemy does, on a real PostgreSQL: every column
 type the services use (text, JSON, bytes, times, numbers, NULLs), several tables in one statement,
 and a value too long for its column refused rather than cut."""
 
@@ -79,12 +79,16 @@ async def _read_back(url: str) -> list[dict[str, object]]:
         await engine.dispose()
 
 
-async def test_rows_round_trip_through_executemany_and_through_one_statement(
+async def test_rows_stored_in_one_statement_read_back_as_sqlalchemy_stores_them(
     direct: tuple[DirectConnections, str],
 ) -> None:
     connections, url = direct
-    async with connections.acquire() as conn, conn.transaction():
-        await InsertInto.of(parents).execute(conn, ROWS)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as sa:
+            await sa.execute(parents.insert(), ROWS)
+    finally:
+        await engine.dispose()
     first = await _read_back(url)
     assert [r["doc"] for r in first] == [ROWS[0]["doc"], None]
     assert first[0]["blob"] == b"\x00\xffbinary"
@@ -101,7 +105,7 @@ async def test_rows_round_trip_through_executemany_and_through_one_statement(
             ],
         )
         notes = await conn.fetch("SELECT parent, note FROM direct_children ORDER BY id")
-    assert await _read_back(url) == first, "both ways store the same values"
+    assert await _read_back(url) == first, "the direct path stores what SQLAlchemy stores"
     assert [(r["parent"], r["note"]) for r in notes] == [("p1", "a"), ("p2", "b")]
 
 
