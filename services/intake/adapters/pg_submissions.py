@@ -21,7 +21,13 @@ import asyncpg
 from asyncpg.transaction import Transaction
 
 from services.intake.adapters import tables as t
-from services.intake.adapters.sql_repository import new_attachment_rows, newest_first, request_rows, ticket_row
+from services.intake.adapters.sql_repository import (
+    new_attachment_rows,
+    newest_first,
+    recorded_request,
+    request_rows,
+    ticket_row,
+)
 from services.intake.adapters.timeline import timeline_row
 from services.intake.adapters.unit_of_work import encode_staged
 from services.intake.application.ports import Clock, DuplicateRequest, RecordedRequest
@@ -93,10 +99,7 @@ class PgSubmissionRequests:
         if not ids:
             return {}
         rows = await self._conn.fetch(_FIND_REQUESTS, org, ids)
-        return {
-            r["request_id"]: RecordedRequest(r["operation"], r["fingerprint"], r["ticket_number"], r["result_id"])
-            for r in rows
-        }
+        return {r["request_id"]: recorded_request(r) for r in rows}
 
     async def record_many(self, org: str, requests: Sequence[tuple[str, RecordedRequest]]) -> None:
         """Staged: a request id recorded before fails the commit with DuplicateRequest."""

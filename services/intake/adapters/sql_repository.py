@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row, and_, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
@@ -353,7 +353,7 @@ class SqlRequestLog:
         ).first()
         if row is None:
             return None
-        return RecordedRequest(row.operation, row.fingerprint, row.ticket_number, row.result_id)
+        return recorded_request(row._mapping)
 
     async def find_many(self, org: str, request_ids: Collection[str]) -> dict[str, RecordedRequest]:
         ids = [r for r in request_ids if r]
@@ -362,10 +362,7 @@ class SqlRequestLog:
         rows = await self._conn.execute(
             select(t.requests).where(t.requests.c.organization == org, t.requests.c.request_id.in_(ids))
         )
-        return {
-            row.request_id: RecordedRequest(row.operation, row.fingerprint, row.ticket_number, row.result_id)
-            for row in rows
-        }
+        return {row.request_id: recorded_request(row._mapping) for row in rows}
 
     async def record(self, org: str, request_id: str, request: RecordedRequest) -> None:
         await self.record_many(org, [(request_id, request)])
@@ -378,6 +375,15 @@ class SqlRequestLog:
             await self._conn.execute(t.requests.insert(), rows)
         except IntegrityError as exc:
             raise DuplicateRequest(", ".join(r["request_id"] for r in rows)) from exc
+
+
+class _Keyed(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def recorded_request(row: _Keyed) -> RecordedRequest:
+    """A row of the request log (SQLAlchemy's or asyncpg's) as what the call recorded."""
+    return RecordedRequest(row["operation"], row["fingerprint"], row["ticket_number"], row["result_id"])
 
 
 def request_rows(org: str, requests: Sequence[tuple[str, RecordedRequest]]) -> list[dict[str, Any]]:
