@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import re
 import signal
 import subprocess
@@ -34,7 +33,7 @@ from services.kit.db import create_engine
 from services.kit.settings import DEV_JWT_SECRET
 from tests.intake.conftest import submission
 from tests.support.postgres import PostgresServer, unique_database_name
-from tests.support.processes import REPO_ROOT, free_port, port_open, spawn, stop_process, tail
+from tests.support.processes import REPO_ROOT, free_port, free_ports, port_open, spawn, stop_process, tail
 
 SUPPORTFLOW = Path(sys.executable).parent / "supportflow"
 T = TypeVar("T")
@@ -58,12 +57,8 @@ LEAD = dev_auth("lead-1", ["team_lead", "agent"], ["team_lead"])
 
 
 def free_port_offset() -> int:
-    """An offset that leaves 50051-50053 + offset free (the launcher's service ports)."""
-    for _ in range(100):
-        offset = random.randrange(1000, 9000)
-        if not any(port_open(50051 + offset + i) for i in range(3)):
-            return offset
-    raise RuntimeError("no free port offset")
+    """An offset that puts the launcher's service ports (50051-50053 + offset) on free ports."""
+    return free_ports(3) - 50051
 
 
 def children_of(pid: int) -> list[int]:
@@ -119,7 +114,7 @@ async def test_up_on_postgresql_runs_a_ticket_through_all_three_services_and_sto
     env |= {"SUPPORTFLOW_DATABASE_URL": fresh_database_url, "PYTHONUNBUFFERED": "1"}
     log, maildir = tmp_path / "up.log", tmp_path / "data" / "mail" / "new"
     argv = [str(SUPPORTFLOW), "up", "--data-dir", str(tmp_path / "data"), "--nats-port", str(nats_port)]
-    argv += ["--port-offset", str(offset), "--smtp-port", str(smtp_port)]
+    argv += [f"--port-offset={offset}", "--smtp-port", str(smtp_port)]
     launcher = spawn(argv, log_path=log, env=env, cwd=REPO_ROOT)
     started: list[int] = []
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -28,16 +29,60 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 _live: set[subprocess.Popen[bytes]] = set()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it).
+#: Ports :func:`free_ports` handed out in this process: never twice, even before their server binds.
+_handed_out: set[int] = set()
+#: Where :func:`free_ports` looks: above the well-known and common service ports.
+_LOWEST = 10_000
 
-    There is an unavoidable race between closing the probe socket and the caller binding the
-    port; with ephemeral ports it is rare enough for tests.
-    """
+
+def _ephemeral_low() -> int:
+    """The lowest port of the range the kernel takes client connections' local ports from."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's and IANA's default start of the range
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_ports(count: int = 1) -> int:
+    """The first of ``count`` consecutive TCP ports on 127.0.0.1 that are free now, below the
+    kernel's ephemeral range.
+
+    Below that range no client connection can take one of them while the server that will bind
+    it is still starting: the kernel picks a connection's local port from the range. A port the
+    OS picks for ``bind(("127.0.0.1", 0))`` lies inside it, and a connection made meanwhile by
+    anything on the machine may get it (a launcher test failed that way: notify's port, free
+    when probed, was a client's by the time intake and workflow had started before it).
+    Only another process choosing the same port between probe and bind remains a race.
+    """
+    high = _ephemeral_low() - count
+    for _ in range(1000):
+        if high <= _LOWEST:
+            break
+        first = random.randrange(_LOWEST, high)
+        ports = range(first, first + count)
+        if _handed_out.isdisjoint(ports) and all(_bindable(p) for p in ports):
+            _handed_out.update(ports)
+            return first
+    if count == 1:  # a machine whose ephemeral range starts low: let the OS pick
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            return port
+    raise RuntimeError(f"no {count} consecutive free ports between {_LOWEST} and {high + count}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (see :func:`free_ports`)."""
+    return free_ports(1)
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bool:

@@ -25,7 +25,7 @@ UP_WITHIN = 180.0
 def demo(offset: int, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTFLOW_")}
     return subprocess.run(
-        [str(SUPPORTFLOW), "demo", "--port-offset", str(offset)],
+        [str(SUPPORTFLOW), "demo", f"--port-offset={offset}"],
         cwd=REPO_ROOT,
         env={**clean, **env},
         capture_output=True,
@@ -40,7 +40,7 @@ def test_up_then_demo_takes_a_ticket_through_the_whole_process(tmp_path: Path) -
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTFLOW_")} | {"PYTHONUNBUFFERED": "1"}
     log, maildir = tmp_path / "up.log", tmp_path / "data" / "mail" / "new"
     argv = [str(SUPPORTFLOW), "up", "--data-dir", str(tmp_path / "data"), "--nats-port", str(nats_port)]
-    argv += ["--port-offset", str(offset), "--smtp-port", str(smtp_port)]
+    argv += [f"--port-offset={offset}", "--smtp-port", str(smtp_port)]
     launcher = spawn(argv, log_path=log, env=env, cwd=REPO_ROOT)
     try:
         wait_for_line(log, "supportflow is up", launcher, UP_WITHIN)
@@ -59,6 +59,9 @@ def test_up_then_demo_takes_a_ticket_through_the_whole_process(tmp_path: Path) -
         assert "⏱ assign (PT1H on cn-workdays): running, due " in out, "a clock and its due time"
         assert out.count("✘ refused, FAILED_PRECONDITION") == 2, "approver ≠ author, reviewer ≠ performer"
         assert "intake shows the ticket as CLOSED" in out
+        # The workflow's history names who did a step: the person, or "workflow" for its own.
+        assert re.search(r"张伟 \(engineer-2\)\s+ticket\.assigned: ", out), "the engineer's form named the handler"
+        assert re.search(r"\d  workflow\s+ticket\.classified: ", out), "classification is the workflow's own step"
         assert re.search(
             rf"e-mail\s+li\.lei@acme\.example\s+ticket\.closed\s+closure\s+zh-CN\s+sent\s+【技术支持】{number}号", out
         )
