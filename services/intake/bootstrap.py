@@ -89,7 +89,10 @@ def bootstrap(
     deps = IntakeDeps(
         uow=uow,
         submissions=GroupCommitter(
-            partial(commit_submissions, batch_uow, uow), retryable=db.lost_database, on_batch=batch_sizes.observe
+            partial(commit_submissions, batch_uow, uow),
+            retryable=db.lost_database,
+            on_batch=batch_sizes.observe,
+            linger=settings.submit_linger_seconds,
         ),
         catalog=catalog or load_catalog(settings.catalog_file),
         clock=clock,

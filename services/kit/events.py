@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 import secrets
-import uuid
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from supportflow.common.v1 import types_pb2
 from supportflow.events.v1 import events_pb2
 
 SUBJECT_ROOT = "supportflow"
@@ -50,8 +48,16 @@ def timestamp(at: datetime) -> Timestamp:
     """`at` as a protobuf Timestamp (a naive `at` is taken as UTC, as everything supportflow
     stores is). The timedelta arithmetic is about three times cheaper than `FromDatetime`, and this
     runs several times per request."""
+    ts = Timestamp()
+    set_timestamp(ts, at)
+    return ts
+
+
+def set_timestamp(ts: Timestamp, at: datetime) -> None:
+    """Set a message's Timestamp field in place (`msg.field` is the Timestamp to set): cheaper
+    than building one with `timestamp` and handing it over, which copies it again."""
     since = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)) - _EPOCH
-    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
+    ts.seconds, ts.nanos = since.days * 86_400 + since.seconds, since.microseconds * 1000
 
 
 def new_event(
@@ -70,17 +76,27 @@ def new_event(
     field = _payload_field(payload)
     random = secrets.token_bytes(40)  # one system call for the event id and a trace's ids
     event = events_pb2.Event(
-        event_id=event_id or str(uuid.UUID(bytes=random[:16], version=4)),
+        event_id=event_id or _uuid4(random[:16]),
         type=event_type_of(field),
-        occurred_at=timestamp(occurred_at),
         organization=org,
         ticket_number=ticket_number,
-        trace=events_pb2.TraceContext(traceparent=traceparent or _traceparent(random[16:])),
         producer=producer,
-        actor=types_pb2.Actor(subject=actor_subject, role=actor_role),
     )
+    # Nested fields set in place: a message built apart and passed in is copied again.
+    set_timestamp(event.occurred_at, occurred_at)
+    event.trace.traceparent = traceparent or _traceparent(random[16:])
+    event.actor.subject, event.actor.role = actor_subject, actor_role
     getattr(event, field).CopyFrom(payload)
     return event
+
+
+def _uuid4(random: bytes) -> str:
+    """`str(uuid.UUID(bytes=random, version=4))`, at a third of its cost."""
+    octets = bytearray(random)
+    octets[6] = (octets[6] & 0x0F) | 0x40
+    octets[8] = (octets[8] & 0x3F) | 0x80
+    h = octets.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _FIELD_BY_MESSAGE = {

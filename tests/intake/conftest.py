@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -73,12 +74,21 @@ def submission(**overrides: Any) -> intake_pb2.SubmitTicketRequest:
     return intake_pb2.SubmitTicketRequest(**fields)
 
 
+@asynccontextmanager
+async def running_intake(database_url: str, nats_url: str, **overrides: Any) -> AsyncIterator[Intake]:
+    """Intake started in this process on a free port, shut down afterwards."""
+    service = bootstrap(intake_settings(database_url, nats_url, **overrides))
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.host.shutdown()
+
+
 @pytest.fixture
 async def intake(database_url: str, nats_url: str) -> AsyncIterator[Intake]:
-    service = bootstrap(intake_settings(database_url, nats_url))
-    await service.start()
-    yield service
-    await service.host.shutdown()
+    async with running_intake(database_url, nats_url) as service:
+        yield service
 
 
 @pytest.fixture

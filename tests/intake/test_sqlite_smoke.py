@@ -10,14 +10,11 @@ import nats
 from supportflow.events.v1 import events_pb2
 from supportflow.intake.v1 import intake_pb2, intake_pb2_grpc
 
-from services.intake.bootstrap import bootstrap
-from tests.intake.conftest import auth, intake_settings, submission, token
+from tests.intake.conftest import auth, running_intake, submission, token
 
 
 async def test_intake_runs_on_sqlite(sqlite_url: str, nats_url: str) -> None:
-    service = bootstrap(intake_settings(sqlite_url, nats_url, outbox_poll_seconds=0.1))
-    await service.start()
-    try:
+    async with running_intake(sqlite_url, nats_url, outbox_poll_seconds=0.1) as service:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{service.host.port}") as channel:
             stub = intake_pb2_grpc.IntakeServiceStub(channel)
             numbers = [
@@ -43,5 +40,3 @@ async def test_intake_runs_on_sqlite(sqlite_url: str, nats_url: str) -> None:
             assert set(numbers) <= seen
         finally:
             await nc.close()
-    finally:
-        await service.host.shutdown()

@@ -101,3 +101,36 @@ async def test_a_lost_connection_is_retried_once_and_then_reported() -> None:
     with pytest.raises(ValueError, match="negative"):  # not retryable: reported at once
         await GroupCommitter(refused.process, retryable=lost).submit(-1)
     assert refused.batches == [[-1]]
+
+
+async def test_a_caller_submitting_again_as_soon_as_its_batch_finishes_is_served() -> None:
+    """The moment a worker finishes its last batch, the callers it just answered run before the
+    worker's task is reaped; one that submits again at once (intake retries a request id that a
+    concurrent call committed first) must still find a worker instead of waiting forever."""
+    ledger = Ledger()
+    committer: GroupCommitter[int, int] = GroupCommitter(ledger.process)
+
+    async def twice(i: int) -> tuple[int, int]:
+        first = await committer.submit(i)
+        return first, await committer.submit(i + 1000)
+
+    results = await asyncio.wait_for(asyncio.gather(*(twice(i) for i in range(20))), timeout=5)
+    assert results == [(i * 10, (i + 1000) * 10) for i in range(20)]
+
+
+async def test_under_load_a_batch_lingers_for_more_items_but_a_lone_item_does_not_wait() -> None:
+    ledger = Ledger()
+    committer: GroupCommitter[int, int] = GroupCommitter(ledger.process, linger=0.2)
+
+    async def later(i: int, delay: float) -> int:
+        await asyncio.sleep(delay)
+        return await committer.submit(i)
+
+    # Two waiting at once (a busy service): the batch waits, and those arriving meanwhile join it.
+    results = await asyncio.gather(committer.submit(1), committer.submit(2), later(3, 0.05), later(4, 0.1))
+    assert results == [10, 20, 30, 40]
+    assert ledger.batches == [[1, 2, 3, 4]]
+
+    # A lone item (an idle service) is committed at once, not after the linger.
+    await asyncio.wait_for(committer.submit(5), timeout=0.15)
+    assert ledger.batches[-1] == [5]

@@ -10,9 +10,7 @@ import asyncio
 import os
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
@@ -20,14 +18,13 @@ import pytest
 from nats.js import JetStreamContext
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from supportflow.common.v1 import types_pb2
 from supportflow.events.v1 import events_pb2
 
 from services.kit.consumer import DurableConsumer
 from services.kit.db import create_engine
-from services.kit.events import new_event
 from services.kit.messaging import NatsConnection, ensure_stream
 from tests.kit.slow_consumer import DURABLE, STREAM, SUBJECT, dead_letters, handled, handled_by, metadata, processed
+from tests.kit.submitted import submitted
 from tests.support.nats import NatsServer
 from tests.support.processes import REPO_ROOT, kill_process, spawn
 
@@ -48,18 +45,6 @@ async def js(own_nats_server: NatsServer) -> AsyncIterator[JetStreamContext]:
     await ensure_stream(stream, STREAM, 60.0)
     yield stream
     await client.close()
-
-
-def submitted() -> events_pb2.Event:
-    return new_event(
-        payload=events_pb2.TicketSubmitted(title="VPN drops", requester=types_pb2.Requester(id="E1001")),
-        org="acme",
-        ticket_number=f"TS20260302{uuid.uuid4().int % 10**6:06d}",
-        producer="intake",
-        actor_subject="E1001",
-        actor_role="requester",
-        occurred_at=datetime.now(UTC),
-    )
 
 
 async def publish(js: JetStreamContext, events: list[events_pb2.Event]) -> None:

@@ -7,22 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from supportflow.common.v1 import types_pb2
 from supportflow.events.v1 import events_pb2
 
 from services.kit.consumer import DurableConsumer, dead_letters_table, processed_events_table
 from services.kit.db import create_engine
-from services.kit.events import new_event, subject_for
+from services.kit.events import subject_for
 from services.kit.messaging import NatsConnection, ensure_stream
+from tests.kit.submitted import submitted
 from tests.support.nats import NatsServer
 from tests.support.postgres import ThrowawayCluster, start_throwaway_cluster
 
@@ -55,18 +53,6 @@ async def handle(conn: AsyncConnection, event: events_pb2.Event) -> None:
     if event.ticket_submitted.title == POISON:
         raise ValueError("this event cannot be handled")
     await conn.execute(handled.insert().values(event_id=event.event_id))
-
-
-def submitted(title: str = "VPN drops") -> events_pb2.Event:
-    return new_event(
-        payload=events_pb2.TicketSubmitted(title=title, requester=types_pb2.Requester(id="E1001")),
-        org="acme",
-        ticket_number=f"TS20260302{uuid.uuid4().int % 10**6:06d}",
-        producer="intake",
-        actor_subject="E1001",
-        actor_role="requester",
-        occurred_at=datetime.now(UTC),
-    )
 
 
 async def count(engine: AsyncEngine, table: Table) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import Message
 from supportflow.common.v1 import types_pb2
 from supportflow.events.v1 import events_pb2
@@ -12,7 +13,7 @@ from supportflow.events.v1 import events_pb2
 from services.intake.domain import events as ev
 from services.intake.domain.model import Actor, AttachmentInfo, Priority, Rating
 from services.intake.domain.submission import Contact, Environment, Requester
-from services.kit.events import new_event, timestamp
+from services.kit.events import new_event, set_timestamp
 
 PRIORITY_PB = {
     Priority.P0: types_pb2.PRIORITY_P0,
@@ -28,28 +29,33 @@ RATINGS = {
 }
 
 
-def requester_pb(r: Requester) -> types_pb2.Requester:
-    return types_pb2.Requester(id=r.id, name=r.name, department=r.department, company=r.company, vip=r.vip)
+# Nested fields are filled in place (`set_requester(msg.requester, r)`): a message built apart and
+# passed to a constructor is copied again, and SubmitTicket builds two tickets' worth of them.
 
 
-def contact_pb(c: Contact) -> types_pb2.Contact:
-    return types_pb2.Contact(phone=c.phone, email=c.email, im=c.im)
+def set_requester(m: types_pb2.Requester, r: Requester) -> None:
+    m.id, m.name, m.department, m.company, m.vip = r.id, r.name, r.department, r.company, r.vip
 
 
-def environment_pb(e: Environment) -> types_pb2.Environment:
-    return types_pb2.Environment(device=e.device, os=e.os, software=e.software, software_version=e.software_version)
+def set_contact(m: types_pb2.Contact, c: Contact) -> None:
+    m.phone, m.email, m.im = c.phone, c.email, c.im
 
 
-def attachment_pb(a: AttachmentInfo) -> types_pb2.Attachment:
-    return types_pb2.Attachment(
-        attachment_id=a.attachment_id,
-        file_name=a.file_name,
-        content_type=a.content_type,
-        size_bytes=a.size_bytes,
-        sha256=a.sha256,
-        kind=a.kind,
-        uploaded_at=timestamp(a.uploaded_at),
-    )
+def set_environment(m: types_pb2.Environment, e: Environment) -> None:
+    m.device, m.os, m.software, m.software_version = e.device, e.os, e.software, e.software_version
+
+
+def set_attachment(m: types_pb2.Attachment, a: AttachmentInfo) -> None:
+    m.attachment_id, m.file_name, m.content_type = a.attachment_id, a.file_name, a.content_type
+    m.size_bytes, m.sha256, m.kind = a.size_bytes, a.sha256, a.kind
+    set_timestamp(m.uploaded_at, a.uploaded_at)
+
+
+def add_attachments(
+    field: RepeatedCompositeFieldContainer[types_pb2.Attachment], infos: Iterable[AttachmentInfo]
+) -> None:
+    for a in infos:
+        set_attachment(field.add(), a)
 
 
 def payload_of(event: ev.IntakeEvent) -> Message:
@@ -57,39 +63,40 @@ def payload_of(event: ev.IntakeEvent) -> Message:
         case ev.TicketSubmitted(ticket=tk):
             p = events_pb2.TicketSubmitted(
                 title=tk.title,
-                requester=requester_pb(tk.requester),
-                contact=contact_pb(tk.contact),
                 channel=tk.channel,
                 problem_type=tk.problem_type,
                 impact_scope=tk.impact_scope,
                 urgency=tk.urgency,
                 description=tk.description,
-                environment=environment_pb(tk.environment),
                 reproduction_steps=tk.reproduction_steps,
-                attachments=[attachment_pb(a) for a in tk.attachments],
                 labels=tk.labels,
-                submitted_at=timestamp(tk.submitted_at),
                 info_incomplete=tk.info_incomplete,
                 missing_info=tk.missing_info,
                 related_ticket_numbers=tk.related_ticket_numbers,
             )
+            set_requester(p.requester, tk.requester)
+            set_contact(p.contact, tk.contact)
+            set_environment(p.environment, tk.environment)
+            add_attachments(p.attachments, tk.attachments)
+            set_timestamp(p.submitted_at, tk.submitted_at)
             if tk.occurred_at is not None:
-                p.occurred_at.CopyFrom(timestamp(tk.occurred_at))
+                set_timestamp(p.occurred_at, tk.occurred_at)
             if tk.expected_resolution_at is not None:
-                p.expected_resolution_at.CopyFrom(timestamp(tk.expected_resolution_at))
+                set_timestamp(p.expected_resolution_at, tk.expected_resolution_at)
             return p
         case ev.TicketSupplemented():
-            return events_pb2.TicketSupplemented(
+            supplemented = events_pb2.TicketSupplemented(
                 additional_description=event.additional_description,
-                environment=environment_pb(event.environment),
                 reproduction_steps=event.reproduction_steps,
-                attachments=[attachment_pb(a) for a in event.attachments],
                 missing_info=event.ticket.missing_info,
             )
+            set_environment(supplemented.environment, event.environment)
+            add_attachments(supplemented.attachments, event.attachments)
+            return supplemented
         case ev.TicketCommented():
-            return events_pb2.TicketCommented(
-                comment_id=event.comment_id, body=event.body, attachments=[attachment_pb(a) for a in event.attachments]
-            )
+            commented = events_pb2.TicketCommented(comment_id=event.comment_id, body=event.body)
+            add_attachments(commented.attachments, event.attachments)
+            return commented
         case ev.TicketVerified():
             return events_pb2.TicketVerified(accepted=event.accepted, comment=event.comment)
         case ev.TicketRated():

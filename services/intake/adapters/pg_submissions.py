@@ -33,7 +33,7 @@ from services.intake.adapters.unit_of_work import encode_staged
 from services.intake.application.ports import Clock, DuplicateRequest, RecordedRequest
 from services.intake.domain.events import IntakeEvent
 from services.intake.domain.model import Actor, Ticket
-from services.intake.domain.numbering import format_ticket_number
+from services.intake.domain.numbering import ticket_numbers
 from services.kit.outbox import outbox_rows
 from services.kit.pg_direct import DirectConnections, InsertInto, insert_together
 
@@ -77,7 +77,7 @@ class PgSubmissionTickets:
         if count == 0:
             return []
         last: int = await self._conn.fetchval(_BUMP_COUNTER, org, day.strftime("%Y%m%d"), count)
-        return [format_ticket_number(prefix, day, serial) for serial in range(last - count + 1, last + 1)]
+        return ticket_numbers(prefix, day, last, count)
 
     async def add_many(self, tickets: Sequence[tuple[Ticket, Sequence[bytes]]]) -> None:
         self._staged[_TICKETS].extend(ticket_row(ticket) for ticket, _ in tickets)

@@ -23,7 +23,7 @@ from services.intake.domain.model import (
     TicketStatus,
     TimelineEntry,
 )
-from services.intake.domain.numbering import format_ticket_number
+from services.intake.domain.numbering import ticket_numbers
 from services.intake.domain.submission import Contact, Environment, Requester
 from services.kit.db import is_postgres, stored_utc, stored_utc_required
 
@@ -170,7 +170,7 @@ class SqlTicketRepository:
             return []
         insert = postgresql.insert if is_postgres(self._conn) else sqlite.insert
         last = (await self._conn.execute(_bump_counter(insert, org, day, count))).scalar_one()
-        return [format_ticket_number(prefix, day, serial) for serial in range(last - count + 1, last + 1)]
+        return ticket_numbers(prefix, day, last, count)
 
     async def add_many(self, tickets: Sequence[tuple[Ticket, Sequence[bytes]]]) -> None:
         if not tickets:

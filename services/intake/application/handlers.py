@@ -118,7 +118,7 @@ async def submit_ticket(deps: IntakeDeps, principal: Principal, cmd: SubmitTicke
         organization=org.id,
         status=TicketStatus.PENDING,
         title=sub.title.strip(),
-        requester=replace(sub.requester, id=requester_id),
+        requester=sub.requester if sub.requester.id else replace(sub.requester, id=requester_id),
         contact=sub.contact,
         channel=sub.channel,
         problem_type=sub.problem_type,

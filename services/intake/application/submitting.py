@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
@@ -131,7 +131,7 @@ async def _store_for_org(
     for i, number in zip(fresh, numbers, strict=True):
         p = batch[i]
         earlier = related.setdefault(p.draft.requester.id, [])
-        ticket = replace(p.draft, ticket_number=number, related_ticket_numbers=tuple(earlier[:RELATED_TICKETS]))
+        ticket = p.draft.numbered(number, tuple(earlier[:RELATED_TICKETS]))
         earlier.insert(0, number)  # a second ticket of the same requester in this batch links this one
         stored.append((ticket, p.contents))
         results[i] = Submitted(ticket, replayed=False)

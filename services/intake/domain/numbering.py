@@ -21,10 +21,14 @@ def business_day(now: datetime, tz: ZoneInfo) -> date:
     return now.astimezone(tz).date()
 
 
-def format_ticket_number(prefix: str, day: date, serial: int) -> str:
-    if serial < 1:
+def ticket_numbers(prefix: str, day: date, last_serial: int, count: int) -> list[str]:
+    """The `count` numbers of `day` up to `last_serial`, in order: what one bump of the day's
+    counter by `count` hands out."""
+    first = last_serial - count + 1
+    if first < 1:
         raise ValueError("serials start at 1")
-    return f"{prefix}{day:%Y%m%d}{serial:0{SERIAL_DIGITS}d}"
+    stem = f"{prefix}{day:%Y%m%d}"  # formatting a date costs more than the rest; once per batch
+    return [stem + str(serial).zfill(SERIAL_DIGITS) for serial in range(first, last_serial + 1)]
 
 
 def is_ticket_number(text: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 import grpc
 from supportflow.intake.v1 import intake_pb2, intake_pb2_grpc
 
-from services.intake.adapters.event_codec import PRIORITY_FROM_PB, attachment_pb
+from services.intake.adapters.event_codec import PRIORITY_FROM_PB, set_attachment
 from services.intake.application import commands, handlers
 from services.intake.application.handlers import IntakeDeps
 from services.intake.application.ports import PageCursor, TicketFilter
@@ -123,4 +123,6 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         info, content = await handlers.get_attachment(
             self._deps, current_principal(), request.ticket_number, request.attachment_id
         )
-        return intake_pb2.GetAttachmentResponse(attachment=attachment_pb(info), content=content)
+        response = intake_pb2.GetAttachmentResponse(content=content)
+        set_attachment(response.attachment, info)
+        return response

@@ -16,10 +16,10 @@ from supportflow.intake.v1 import intake_pb2
 from services.intake.adapters.event_codec import (
     PRIORITY_PB,
     RATINGS,
-    attachment_pb,
-    contact_pb,
-    environment_pb,
-    requester_pb,
+    add_attachments,
+    set_contact,
+    set_environment,
+    set_requester,
 )
 from services.intake.application.ports import PageCursor
 from services.intake.domain.errors import InvalidTicket
@@ -34,7 +34,7 @@ from services.intake.domain.submission import (
 )
 from services.kit.auth import Principal
 from services.kit.errors import FieldViolation
-from services.kit.events import timestamp
+from services.kit.events import set_timestamp
 
 STATUS_PB = {
     TicketStatus.PENDING: types_pb2.TICKET_STATUS_PENDING,
@@ -115,60 +115,53 @@ def rating_from(value: int) -> Rating | None:
 
 
 def comment_pb(c: Comment) -> intake_pb2.Comment:
-    return intake_pb2.Comment(
-        comment_id=c.comment_id,
-        ticket_number=c.ticket_number,
-        author=types_pb2.Actor(subject=c.author.subject, role=c.author.role),
-        body=c.body,
-        attachments=[attachment_pb(a) for a in c.attachments],
-        created_at=timestamp(c.created_at),
-    )
+    out = intake_pb2.Comment(comment_id=c.comment_id, ticket_number=c.ticket_number, body=c.body)
+    out.author.subject, out.author.role = c.author.subject, c.author.role
+    add_attachments(out.attachments, c.attachments)
+    set_timestamp(out.created_at, c.created_at)
+    return out
 
 
 def ticket_pb(tk: Ticket) -> intake_pb2.Ticket:
+    """Nested fields are filled in place (see event_codec): this runs for every ticket returned."""
     out = intake_pb2.Ticket(
         ticket_number=tk.ticket_number,
         organization=tk.organization,
         status=STATUS_PB[tk.status],
         title=tk.title,
-        requester=requester_pb(tk.requester),
-        contact=contact_pb(tk.contact),
         channel=tk.channel,
         problem_type=tk.problem_type,
         impact_scope=tk.impact_scope,
         urgency=tk.urgency,
         description=tk.description,
-        environment=environment_pb(tk.environment),
         reproduction_steps=tk.reproduction_steps,
-        attachments=[attachment_pb(a) for a in tk.attachments],
         labels=tk.labels,
-        submitted_at=timestamp(tk.submitted_at),
         info_incomplete=tk.info_incomplete,
         missing_info=tk.missing_info,
         category=tk.category,
         team=tk.team,
         assignee=tk.assignee,
         related_ticket_numbers=tk.related_ticket_numbers,
-        timeline=[
-            intake_pb2.TimelineEntry(
-                at=timestamp(e.at),
-                event_type=e.event_type,
-                actor=types_pb2.Actor(subject=e.actor.subject, role=e.actor.role),
-                summary=e.summary,
-            )
-            for e in tk.timeline
-        ],
-        comments=[comment_pb(c) for c in tk.comments],
-        updated_at=timestamp(tk.updated_at),
     )
+    set_requester(out.requester, tk.requester)
+    set_contact(out.contact, tk.contact)
+    set_environment(out.environment, tk.environment)
+    add_attachments(out.attachments, tk.attachments)
+    set_timestamp(out.submitted_at, tk.submitted_at)
+    set_timestamp(out.updated_at, tk.updated_at)
+    for e in tk.timeline:
+        line = out.timeline.add(event_type=e.event_type, summary=e.summary)
+        set_timestamp(line.at, e.at)
+        line.actor.subject, line.actor.role = e.actor.subject, e.actor.role
+    out.comments.extend(comment_pb(c) for c in tk.comments)
     if tk.priority is not None:
         out.priority = PRIORITY_PB[tk.priority]
     if tk.rating is not None:
         out.rating = RATINGS[tk.rating]
     if tk.occurred_at is not None:
-        out.occurred_at.CopyFrom(timestamp(tk.occurred_at))
+        set_timestamp(out.occurred_at, tk.occurred_at)
     if tk.expected_resolution_at is not None:
-        out.expected_resolution_at.CopyFrom(timestamp(tk.expected_resolution_at))
+        set_timestamp(out.expected_resolution_at, tk.expected_resolution_at)
     return out
 
 
