@@ -114,6 +114,7 @@ def bootstrap(
         # timeout a few times over (SMTP's applies to each step); a crash leaves them for this long.
         lease=timedelta(seconds=settings.send_timeout_seconds * 3 * math.ceil(batch / workers) + 30),
         batch=batch,
+        max_per_minute=config.max_per_minute,
     )
     smtp = SmtpSender(
         host=settings.smtp_host,

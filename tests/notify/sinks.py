@@ -44,6 +44,13 @@ class _SmtpHandler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.sink.sessions += 1  # one EHLO per connection (this server offers no STARTTLS)
+        session.host_name = hostname
+        return responses
+
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any) -> str:
         if self.sink.replies["MAIL"]:
             return self.sink.replies["MAIL"].popleft()
@@ -83,7 +90,8 @@ class SmtpSink:
     `replies["MAIL" | "RCPT" | "DATA"]`: answers to give instead of accepting, one per command
     (e.g. "550 5.1.1 no such user"). `hold_reply_seconds`: how long to wait, with the message
     taken, before answering 250 (`holding` counts the messages waiting; `acknowledged` lists those
-    whose 250 was sent). `credentials`: the (user, password) AUTH accepts.
+    whose 250 was sent). `credentials`: the (user, password) AUTH accepts. `sessions` counts the
+    connections that said EHLO. Stopped and started again, it keeps its port and what it received.
     """
 
     def __init__(self, credentials: tuple[str, str] | None = None) -> None:
@@ -93,6 +101,7 @@ class SmtpSink:
         self.replies: dict[str, deque[str]] = {"MAIL": deque(), "RCPT": deque(), "DATA": deque()}
         self.hold_reply_seconds = 0.0
         self.holding = 0
+        self.sessions = 0
         self.port = free_port()
         auth: dict[str, Any] = {}
         if credentials is not None:
@@ -102,13 +111,18 @@ class SmtpSink:
                 return AuthResult(success=given == credentials, handled=False)
 
             auth = {"authenticator": authenticator, "auth_require_tls": False}
-        self._controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port, **auth)
+        self._auth = auth
+        self._controller: Controller | None = None
 
     def start(self) -> None:
+        # A controller's loop ends with it: each start runs a new one on the same port.
+        self._controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port, **self._auth)
         self._controller.start()
 
     def stop(self) -> None:
-        self._controller.stop()
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
     def for_ticket(self, number: str) -> list[EmailMessage]:
         return [m for m in (r.message for r in list(self.received)) if m["X-Supportflow-Ticket"] == number]

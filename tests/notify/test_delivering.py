@@ -17,6 +17,7 @@ from services.notify.application.ports import (
     DeliveryAttempt,
     DeliveryFailed,
     DeliveryRefused,
+    MaxPerMinute,
     Notification,
     NotificationQuery,
     Outgoing,
@@ -65,7 +66,15 @@ class MemoryDeliveries:
             has_payload=True,
         )
 
-    async def claim_due(self, channel: Channel, now: datetime, lease_until: datetime, limit: int) -> list[Outgoing]:
+    async def claim_due(
+        self,
+        channel: Channel,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        max_per_minute: MaxPerMinute | None = None,
+    ) -> list[Outgoing]:
+        assert max_per_minute is None, "robots' rate limits: tests/notify/test_robot_rate_limit.py, on SQL"
         due = sorted(
             (
                 r

@@ -326,6 +326,37 @@ def test_a_directory_reads_as_written_and_unlisted_organisations_get_the_default
     )
 
 
+def test_robots_take_twenty_messages_a_minute_unless_the_directory_says_otherwise() -> None:
+    directory = parse_directory("""
+        [defaults]
+        mail_from = "技术支持 <support@example.com>"
+
+        [orgs.acme.webhooks.ding]
+        kind = "dingtalk"
+        url_env = "NOTIFY_DING_URL"
+
+        [orgs.acme.webhooks.wecom]
+        kind = "wecom"
+        url_env = "NOTIFY_WECOM_URL"
+
+        [orgs.acme.webhooks.own]
+        kind = "generic"
+        url = "https://hooks.acme.example/in"
+
+        [orgs.acme.webhooks.busy-own]
+        kind = "generic"
+        url = "https://hooks.acme.example/busy"
+        max_per_minute = 60
+
+        [orgs.acme.webhooks.unlimited-ding]
+        kind = "dingtalk"
+        url_env = "NOTIFY_DING2_URL"
+        max_per_minute = 0
+    """)
+    limits = {name: hook.max_per_minute for name, hook in directory.org("acme").webhooks.items()}
+    assert limits == {"ding": 20, "wecom": 20, "own": 0, "busy-own": 60, "unlimited-ding": 0}
+
+
 def test_every_problem_of_a_directory_is_reported_at_once() -> None:
     text = """
         [defaults]
@@ -350,6 +381,7 @@ def test_every_problem_of_a_directory_is_reported_at_once() -> None:
         [orgs.acme.webhooks.desk]
         kind = "dingtalk"
         url = "https://oapi.dingtalk.com/robot/send?access_token=abc"
+        max_per_minute = "20"
 
         [orgs.acme.webhooks.dev]
         kind = "wecom"
@@ -375,6 +407,7 @@ def test_every_problem_of_a_directory_is_reported_at_once() -> None:
         "directory.toml: orgs.acme.webhooks.ops.kind: 'slack' is not a webhook kind (generic, dingtalk, wecom)",
         "directory.toml: orgs.acme.webhooks.desk.url: the URL carries a credential (access_token=…):"
         " put the URL in an environment variable and name it with url_env instead",
+        "directory.toml: orgs.acme.webhooks.desk.max_per_minute: '20' is not a whole number from 0 (no limit) to 10000",
         """directory.toml: orgs.acme.webhooks.dev.url_env: 'dev url' is not an environment variable name"""
         ''' such as "NOTIFY_OPS_ROBOT_SECRET"''',
         "directory.toml: orgs.acme.webhooks.dev.secret_env: WeCom robots are not signed (the key is in the URL):"

@@ -81,6 +81,21 @@ async def test_an_email_arrives_as_stored(smtp: SmtpSink) -> None:
     await sender.close()
 
 
+async def test_mails_share_a_connection_and_a_server_restart_costs_none(smtp: SmtpSink) -> None:
+    sender = SmtpSender(host="127.0.0.1", port=smtp.port, timeout_seconds=5, workers=1)
+    for _ in range(3):
+        await sender.send(outgoing())
+    assert len(smtp.received) == 3
+    assert smtp.sessions == 1, "one connection, greeting and EHLO for the three mails"
+
+    smtp.stop()  # the kept session ends with the server, as after its idle timeout
+    smtp.start()
+    await sender.send(outgoing())  # a NOOP finds the session gone: a new one, not a failed attempt
+    assert len(smtp.received) == 4
+    assert smtp.sessions == 2
+    await sender.close()
+
+
 async def test_a_refused_recipient_and_a_missing_server_are_reasons(smtp: SmtpSink) -> None:
     smtp.refuse_next = 1
     sender = SmtpSender(host="127.0.0.1", port=smtp.port, timeout_seconds=5)

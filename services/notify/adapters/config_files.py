@@ -182,6 +182,13 @@ class ConfigHolder:
         reason = active.unusable_webhooks.get((organization, webhook))
         return reason or f"organisation '{organization}' has no webhook '{webhook}' in directory.toml any more"
 
+    def max_per_minute(self, organization: str, webhook: str) -> int:
+        """The messages `webhook` of `organization` takes in any 60 seconds (0: no limit; also for
+        a webhook no longer configured, whose notices fail anyway)."""
+        org = self.current.notify.directory.orgs.get(organization)
+        hook = org.webhooks.get(webhook) if org is not None else None
+        return hook.max_per_minute if hook is not None else 0
+
     def check(self) -> bool:
         """Reload if the files changed; True when a new configuration went into force."""
         try:

@@ -2,7 +2,10 @@
 
 Both libraries block, so each send runs in a worker thread. Each sender has its own small pool of
 threads instead of the event loop's shared default one: a webhook receiver that hangs until the
-timeout occupies webhook threads only, and e-mail keeps flowing.
+timeout occupies webhook threads only, and e-mail keeps flowing. Each e-mail thread keeps its SMTP
+connection open between messages, as Postfix's connection cache does: a mail costs a NOOP (is the
+session still there?) instead of a new connection, greeting, EHLO and, for relays, STARTTLS and
+AUTH. A failed message closes its connection; the next one starts afresh.
 
 Error texts end up in `last_error`, which agents read through ListNotifications: they name the
 server and what it answered, never a URL (robot URLs carry their access tokens) or a password.
@@ -35,6 +38,7 @@ import asyncio
 import http.client
 import smtplib
 import ssl
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -68,6 +72,9 @@ class SmtpSender:
         self._username, self._password = username, password
         self._starttls, self._timeout = starttls, timeout_seconds
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="notify-smtp")
+        self._kept = threading.local()  # each worker thread's open connection
+        self._open: set[smtplib.SMTP] = set()  # all of them, to close at shutdown
+        self._open_lock = threading.Lock()
 
     async def send(self, item: Outgoing) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._send, item.payload, item.recipient)
@@ -76,15 +83,14 @@ class SmtpSender:
         sender = envelope_sender(payload)
         where = f"SMTP server {self._host}:{self._port}"
         try:
-            with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
-                if self._starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self._username:
-                    smtp.login(self._username, self._password)
-                smtp.ehlo_or_helo_if_needed()
+            smtp = self._connection()
+            try:
                 # The text parts are UTF-8, possibly 8-bit: say so when the server understands it.
                 options = ["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else []
                 smtp.sendmail(sender, [recipient], payload, mail_options=options)
+            except BaseException:
+                self._forget(smtp)  # whatever the session's state now, the next message starts afresh
+                raise
         except smtplib.SMTPRecipientsRefused as exc:
             code, answer = next(iter(exc.recipients.values()), (0, b""))
             # RFC 5321 §4.5.3.1.10: a 552 to RCPT is the old "too many recipients", really a 452.
@@ -101,8 +107,43 @@ class SmtpSender:
         except OSError as exc:
             raise DeliveryFailed(f"{where} unreachable: {exc.strerror or exc}") from None
 
+    def _connection(self) -> smtplib.SMTP:
+        """This thread's connection if the server still answers on it, else a new one."""
+        smtp: smtplib.SMTP | None = getattr(self._kept, "smtp", None)
+        if smtp is not None:
+            try:
+                if smtp.noop()[0] == 250:
+                    return smtp
+            except (smtplib.SMTPException, OSError):
+                pass  # the server ended the idle session (its timeout, a restart): connect again
+            self._forget(smtp)
+        smtp = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
+        try:
+            if self._starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self._username:
+                smtp.login(self._username, self._password)
+            smtp.ehlo_or_helo_if_needed()
+        except BaseException:
+            smtp.close()
+            raise
+        self._kept.smtp = smtp
+        with self._open_lock:
+            self._open.add(smtp)
+        return smtp
+
+    def _forget(self, smtp: smtplib.SMTP) -> None:
+        self._kept.smtp = None
+        with self._open_lock:
+            self._open.discard(smtp)
+        smtp.close()
+
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._open_lock:
+            kept, self._open = list(self._open), set()
+        for smtp in kept:  # closed, not QUIT: no waiting on the network while shutting down
+            smtp.close()
 
 
 def envelope_sender(payload: bytes) -> str:

@@ -6,17 +6,19 @@ opens a short transaction per call. Every time is stored in UTC (SQLite hands th
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy import Row, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.kit.db import insert_ignoring_duplicates, is_postgres, stored_utc, stored_utc_required
 from services.notify.adapters import tables as t
 from services.notify.application.ports import (
     DeliveryAttempt,
+    MaxPerMinute,
     NewNotification,
     Notification,
     NotificationQuery,
@@ -24,6 +26,7 @@ from services.notify.application.ports import (
 )
 from services.notify.domain.delivery import WAITING, Outcome, Status
 from services.notify.domain.rules import CHANNELS, Channel
+from services.notify.domain.throttle import WINDOW, allowance
 from services.notify.domain.ticket_context import TicketContext
 
 n = t.notifications
@@ -95,11 +98,57 @@ class SqlRecordStore:
         return added
 
 
+async def _hold_beyond_rate_limits(
+    conn: AsyncConnection, claimed: Sequence[tuple[str, str, str]], now: datetime, max_per_minute: MaxPerMinute
+) -> set[str]:
+    """Of the robots' notices claimed, (notification id, organisation, webhook) oldest due first,
+    those to hold back: they stay waiting, unclaimed and without using an attempt, until their
+    robot's next slot opens (domain/throttle.py). A robot's window is counted and filled under a
+    lock of its own, so replicas claiming together never fill it twice; every claimer locks robots
+    in one order (sorted), so two never deadlock."""
+    by_robot: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for notification_id, org, hook in claimed:
+        by_robot[(org, hook)].append(notification_id)
+    held: set[str] = set()
+    sends = t.robot_sends
+    for org, hook in sorted(by_robot):
+        most = max_per_minute(org, hook)
+        if most <= 0:
+            continue
+        waiting = by_robot[(org, hook)]
+        if is_postgres(conn):
+            key = func.hashtextextended(f"supportflow.notify.robot:{org}/{hook}", 0)
+            await conn.execute(select(func.pg_advisory_xact_lock(key)))
+        robot = and_(sends.c.organization == org, sends.c.webhook == hook)
+        await conn.execute(delete(sends).where(robot, sends.c.at <= stored_utc_required(now - WINDOW)))
+        sent = (await conn.execute(select(sends.c.at).where(robot).order_by(sends.c.at))).scalars()
+        allowed = allowance([stored_utc_required(at) for at in sent], most, now, len(waiting))
+        if allowed.now:
+            at = stored_utc_required(now)
+            await conn.execute(sends.insert(), [{"organization": org, "webhook": hook, "at": at}] * allowed.now)
+        if allowed.next_at is not None:
+            later = waiting[allowed.now :]
+            await conn.execute(
+                update(n)
+                .where(n.c.notification_id.in_(later))
+                .values(next_attempt_at=stored_utc_required(allowed.next_at))
+            )
+            held.update(later)
+    return held
+
+
 class SqlDeliveryStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def claim_due(self, channel: Channel, now: datetime, lease_until: datetime, limit: int) -> list[Outgoing]:
+    async def claim_due(
+        self,
+        channel: Channel,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        max_per_minute: MaxPerMinute | None = None,
+    ) -> list[Outgoing]:
         query = (
             select(
                 n.c.notification_id,
@@ -127,6 +176,10 @@ class SqlDeliveryStore:
                 # Another worker's claim skips these rows instead of waiting for them (SQLite has one writer).
                 query = query.with_for_update(skip_locked=True)
             rows = (await conn.execute(query)).all()
+            if rows and max_per_minute is not None:
+                waiting = [(r.notification_id, r.organization, r.webhook) for r in rows if r.webhook]
+                held = await _hold_beyond_rate_limits(conn, waiting, now, max_per_minute)
+                rows = [r for r in rows if r.notification_id not in held]
             if rows:
                 await conn.execute(
                     update(n)

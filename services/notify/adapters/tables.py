@@ -71,5 +71,17 @@ attempts = Table(
     Column("error", Text, nullable=False),
 )
 
+#: One row per message sent to a rate-limited robot in the last minute (domain/throttle.py): what
+#: every replica counts before it sends to that robot. Older rows are deleted as claims go by.
+robot_sends = Table(
+    "notify_robot_sends",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("organization", String(64), nullable=False),
+    Column("webhook", String(100), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_notify_robot_sends_robot", "organization", "webhook", "at"),
+)
+
 processed_events = processed_events_table(metadata, "notify")
 dead_letters = dead_letters_table(metadata, "notify")

@@ -5,6 +5,8 @@ their next attempt out by a lease, so another worker does not take them too), se
 any transaction, concurrently, and records each outcome as soon as its send ends: sent; or failed,
 to be retried after the backoff of `retry.next_attempt` (longer when the receiver asked for a
 wait); or, after the last attempt or a refusal for good (`DeliveryRefused`), dead with the error.
+A chat robot's notices beyond its rate limit are not claimed: they wait, without using an
+attempt, until the robot takes more (domain/throttle.py).
 
 Delivery is at least once. A process that dies mid-send, or cannot record the outcome because the
 database is gone, leaves the notification claimed; it is taken again when the lease ends. If the
@@ -28,6 +30,7 @@ from services.notify.application.ports import (
     DeliveryFailed,
     DeliveryRefused,
     DeliveryStore,
+    MaxPerMinute,
     Outgoing,
     Sender,
 )
@@ -50,12 +53,14 @@ class DeliveryDeps:
     #: How long a claimed notification stays invisible to other workers while it is being sent.
     lease: timedelta = timedelta(minutes=2)
     batch: int = 20
+    #: Each robot's rate limit; notices beyond it wait unclaimed (domain/throttle.py). None: no limits.
+    max_per_minute: MaxPerMinute | None = None
 
 
 async def deliver_due(channel: Channel, sender: Sender, deps: DeliveryDeps) -> list[tuple[Outgoing, Outcome]]:
     """Send the due notifications of `channel` (at most one batch); returns each with its outcome."""
     now = deps.clock.now()
-    claimed = await deps.store.claim_due(channel, now, now + deps.lease, deps.batch)
+    claimed = await deps.store.claim_due(channel, now, now + deps.lease, deps.batch, deps.max_per_minute)
     if not claimed:
         return []
     return list(await asyncio.gather(*(_deliver(item, sender, deps) for item in claimed)))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from services.notify.domain.config import NotifyConfig
 from services.notify.domain.delivery import Outcome, Status
@@ -187,12 +187,25 @@ class NotificationQuery:
     limit: int = 50
 
 
+#: (organisation, webhook) → the messages that robot takes in any 60 seconds (0: no limit).
+MaxPerMinute: TypeAlias = Callable[[str, str], int]
+
+
 class DeliveryStore(Protocol):
     """Each method is its own short transaction."""
 
-    async def claim_due(self, channel: Channel, now: datetime, lease_until: datetime, limit: int) -> list[Outgoing]:
+    async def claim_due(
+        self,
+        channel: Channel,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        max_per_minute: MaxPerMinute | None = None,
+    ) -> list[Outgoing]:
         """Up to `limit` notifications of `channel` waiting and due at `now`, oldest due first, made
-        invisible to other claimers until `lease_until` (their next_attempt_at is pushed there)."""
+        invisible to other claimers until `lease_until` (their next_attempt_at is pushed there).
+        With `max_per_minute`, a robot's notices beyond what it takes now (domain/throttle.py)
+        are not claimed: they wait, without using an attempt, until it takes more."""
         ...
 
     async def record_outcome(self, notification_id: str, outcome: Outcome, attempt: DeliveryAttempt) -> None: ...

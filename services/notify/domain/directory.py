@@ -27,6 +27,8 @@ to, the groups they belong to, and the webhooks it may call. Pure: takes the fil
     url_env = "NOTIFY_ACME_DESK_URL" # or url = "https://…" when the URL holds no credential
     secret_env = "NOTIFY_ACME_DESK_SECRET"   # dingtalk (加签) and generic (HMAC) only; optional
     locale = "zh-CN"                 # optional
+    max_per_minute = 20              # optional: the robot's rate limit (throttle.py); dingtalk and
+                                     # wecom 20 unless said, generic none; 0 = no limit
 
 Secrets are never written here: `url_env` and `secret_env` name environment variables that the
 service reads at start-up. A `url` carrying a robot's credential (`access_token=`, `key=`) is
@@ -47,6 +49,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.notify.domain.errors import RulesError
 from services.notify.domain.problems import Problems, child, one_of, suggest
+from services.notify.domain.throttle import DEFAULT_PER_MINUTE, MAX_PER_MINUTE
 
 FALLBACK_LOCALE: Final = "zh-CN"
 WEBHOOK_KINDS: Final = ("generic", "dingtalk", "wecom")
@@ -64,7 +67,7 @@ _ORG_SETTINGS = ("locale", "time_zone", "mail_from", "reply_to", "portal_url")
 _ORG_KEYS = ("name", *_ORG_SETTINGS, "people", "groups", "webhooks")
 _PERSON_KEYS = ("name", "email", "locale", "time_zone")
 _GROUP_KEYS = ("members", "team", "webhook")
-_WEBHOOK_KEYS = ("kind", "url", "url_env", "secret_env", "locale")
+_WEBHOOK_KEYS = ("kind", "url", "url_env", "secret_env", "locale", "max_per_minute")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,8 @@ class Webhook:
     url_env: str = ""
     secret_env: str = ""
     locale: str = ""
+    #: Messages it takes in any 60 seconds (0: no limit).
+    max_per_minute: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +310,8 @@ class _Reader:
             if kind == "wecom":
                 self.add(child(path, "secret_env"), "WeCom robots are not signed (the key is in the URL): remove it")
         locale = self._locale(child(path, "locale"), raw.get("locale"))
-        return Webhook(name, kind, url or "", url_env or "", secret_env or "", locale)
+        per_minute = self._per_minute(child(path, "max_per_minute"), raw.get("max_per_minute"), kind)
+        return Webhook(name, kind, url or "", url_env or "", secret_env or "", locale, per_minute)
 
     # -- values ----------------------------------------------------------------------------
 
@@ -316,6 +322,14 @@ class _Reader:
             self.add(path, f"expected text, got {value!r}")
             return ""
         return value.strip()
+
+    def _per_minute(self, path: str, value: object, kind: WebhookKind) -> int:
+        if value is None:
+            return DEFAULT_PER_MINUTE[kind]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_PER_MINUTE:
+            self.add(path, f"{value!r} is not a whole number from 0 (no limit) to {MAX_PER_MINUTE}")
+            return DEFAULT_PER_MINUTE[kind]
+        return value
 
     def _locale(self, path: str, value: object) -> str:
         if value is None:
