@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from services.notify.adapters import config_files
 from services.notify.adapters.config_files import ConfigHolder, Endpoint, read_config_dir
 from services.notify.domain.errors import RulesError
 from tests.notify.story import NOTIFY_DIR
@@ -97,6 +98,7 @@ def test_only_a_changed_configuration_that_loads_goes_into_force(
     good = rules.read_text()
     rules.write_text(good.replace('to = "requester"', 'to = "requestor"', 1))
     with caplog.at_level(logging.ERROR):
+        assert held.check() is False  # seen changed: read at the next look if it stays so
         assert held.check() is False
         assert held.check() is False  # the same broken version is reported once
     assert held.current is first
@@ -108,10 +110,53 @@ def test_only_a_changed_configuration_that_loads_goes_into_force(
     assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
 
     rules.write_text(good.replace('template = "closure"', 'template = "closure"\nlocale = "en"'))
+    assert held.check() is False
     assert held.check() is True
     assert held.current is not first
     assert held.rejected is None
     assert held.current.notify.rules.default.deliveries("ticket.closed")[0].locale == "en"
+
+
+def test_a_file_caught_half_written_never_goes_into_force(folder: Path) -> None:
+    """Editors save by truncating the file and writing it again: the empty template in between
+    is valid, but serving it would send empty mails until the next look."""
+    held = holder(folder)
+    held.load_initial()
+    first = held.current
+    template = folder / "templates" / "receipt.zh-CN.txt.j2"
+    edited = template.read_text().replace("您好，您的服务单已受理", "您好！服务单已登记", 1)
+
+    template.write_text("")  # the editor is between truncating and writing
+    assert held.check() is False
+    template.write_text(edited)
+    assert held.check() is False
+    assert held.current is first
+    assert held.check() is True  # the saved file, unchanged since the last look
+    assert "您好！服务单已登记" in held.current.notify.templates.sources["receipt.zh-CN.txt.j2"]
+
+
+def test_a_file_changed_while_it_was_read_is_read_again(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    held = holder(folder)
+    held.load_initial()
+    first = held.current
+    template = folder / "templates" / "receipt.zh-CN.txt.j2"
+    original = template.read_text()
+    template.write_text("")
+    assert held.check() is False
+
+    read = config_files.read_config_dir
+
+    def read_then_saved(root: Path) -> dict[str, bytes]:
+        files = read(root)
+        template.write_text(original + "\n")  # the editor's write lands just after the read
+        return files
+
+    monkeypatch.setattr(config_files, "read_config_dir", read_then_saved)
+    assert held.check() is False  # what was read (the empty file) is not what is there now
+    assert held.current is first
+    monkeypatch.setattr(config_files, "read_config_dir", read)
+    assert held.check() is True
+    assert held.current.notify.templates.sources["receipt.zh-CN.txt.j2"] == original + "\n"
 
 
 def test_webhook_urls_and_secrets_come_from_the_environment(folder: Path) -> None:

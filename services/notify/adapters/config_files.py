@@ -154,6 +154,10 @@ class ConfigHolder:
         #: (a reload runs in a worker thread while the event loop reads).
         self._loaded: tuple[ActiveConfig, Mapping[tuple[str, str], Endpoint]] | None = None
         self._signature: Signature = ()
+        #: A changed folder seen at the last look and not loaded yet: it is loaded once a second look
+        #: finds it the same, so a file an editor is half way through writing (truncated, then
+        #: written) never goes into force.
+        self._settling: Signature | None = None
         #: The last configuration refused since the one in force was loaded (None: none refused).
         self.rejected: RulesError | None = None
         self.loaded_at: datetime | None = None
@@ -190,17 +194,24 @@ class ConfigHolder:
         return hook.max_per_minute if hook is not None else 0
 
     def check(self) -> bool:
-        """Reload if the files changed; True when a new configuration went into force."""
+        """Reload if the files changed and have stayed the same since the previous look; True when
+        a new configuration went into force."""
         try:
             seen = signature(self.root)
         except OSError as exc:
             log.warning("cannot look at %s: %s", self.root, exc)
             return False
         if seen == self._signature:
+            self._settling = None
+            return False
+        if seen != self._settling:
+            self._settling = seen
             return False
         try:
             loaded = self._load()
         except RulesError as exc:
+            if self._changed_while_reading(seen):
+                return False
             self._signature = seen  # report this version once, not at every look
             log.error(
                 "%s: the changed notification configuration was rejected; the previous one stays in force.\n%s",
@@ -209,9 +220,23 @@ class ConfigHolder:
             )
             self.rejected = exc  # after the log line: whoever sees `rejected` (another thread) finds it logged
             return False
+        if self._changed_while_reading(seen):
+            return False
         self._install(*loaded, seen)
         self.reloads += 1
         log.info("%s: new notification configuration in force", self.root)
+        return True
+
+    def _changed_while_reading(self, seen: Signature) -> bool:
+        """True when the files are no longer those of `seen`: what was read may be half of an
+        edit, so it is left alone and the folder waited on to settle again."""
+        try:
+            now = signature(self.root)
+        except OSError:
+            now = ()
+        if now == seen:
+            return False
+        self._settling = now
         return True
 
     async def run(self) -> None:
