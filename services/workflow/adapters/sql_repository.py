@@ -194,6 +194,7 @@ def _instance_row(i: Instance) -> dict[str, Any]:
                 "message": x.message,
                 "at": x.at.isoformat(),
                 "resolved": x.resolved,
+                "blocking": x.blocking,
             }
             for x in i.incidents
         ],
@@ -217,7 +218,14 @@ def _instance(row: Row[Any]) -> Instance:
         active_steps=[ActiveStep(*s) for s in m["active_steps"]],
         routing=dict(m["routing"]),
         incidents=[
-            Incident(x["id"], x["element"], x["message"], datetime.fromisoformat(x["at"]), x["resolved"])
+            Incident(
+                x["id"],
+                x["element"],
+                x["message"],
+                datetime.fromisoformat(x["at"]),
+                x["resolved"],
+                x.get("blocking", False),  # not stored before ResolveIncident existed
+            )
             for x in m["incidents"]
         ],
     )

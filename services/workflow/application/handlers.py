@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -293,6 +293,48 @@ async def cancel_instance(deps: WorkflowDeps, actor: Actor, org: str, ticket_num
         await uow.instances.save(instance)
         await uow.commit()
         return instance
+
+
+async def resolve_incident(
+    deps: WorkflowDeps,
+    actor: Actor,
+    org: str,
+    ticket_number: str,
+    incident_id: str,
+    variables: Mapping[str, Any],
+    comment: str,
+) -> None:
+    """Mark an incident resolved. A blocking one runs the failed steps again (every one: a retry
+    resolves all the blocking incidents it retries), `variables` added to their data; a step that
+    fails again is a new incident."""
+    async with deps.uow() as uow:
+        instance = await _locked(uow, ticket_number, org)
+        incident = next((x for x in instance.incidents if x.incident_id == incident_id), None)
+        if incident is None:
+            raise NotFound(f"ticket {ticket_number} has no incident {incident_id or '(empty id)'}")
+        if incident.resolved:
+            raise InstanceNotWaiting(f"incident {incident_id} of ticket {ticket_number} is resolved already")
+        retry = incident.blocking and instance.state == "incident"
+        instance.incidents = [
+            replace(x, resolved=True) if x is incident or (retry and x.blocking) else x for x in instance.incidents
+        ]
+        now = deps.clock.now()
+        detail = "; ".join(part for part in (comment.strip(), _variables_set(variables)) if part)
+        entry = HistoryEntry(now, actor.subject, actor.role, "incident.resolved", incident.element_id, detail)
+        await uow.history.add(ticket_number, [entry])
+        if retry:
+            instance.state = "running"
+            try:
+                await _advance(uow, deps, instance, actor, lambda engine, handle: engine.retry(handle, variables))
+            except NotWaitingFor as exc:  # nothing stored: the transaction rolls back
+                raise InstanceNotWaiting(f"ticket {ticket_number}: {exc}; cancel its process instead") from exc
+        else:
+            await uow.instances.save(instance)
+        await uow.commit()
+
+
+def _variables_set(variables: Mapping[str, Any]) -> str:
+    return f"set {', '.join(sorted(variables))}" if variables else ""
 
 
 async def wake_due(deps: WorkflowDeps, limit: int = 50) -> list[float]:

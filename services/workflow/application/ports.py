@@ -75,6 +75,9 @@ class Incident:
     message: str
     at: datetime
     resolved: bool = False
+    #: The process stopped here (diagram code failed) until someone resolves it (ResolveIncident
+    #: runs the step again); otherwise a problem it noted and went on past.
+    blocking: bool = False
 
 
 @dataclass(slots=True)

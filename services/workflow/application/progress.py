@@ -90,7 +90,7 @@ async def record_advance(
 
     if advance.incident is not None:
         instance.incidents.append(
-            Incident(new_ids.new_id(), advance.incident.element_id, advance.incident.message, now)
+            Incident(new_ids.new_id(), advance.incident.element_id, advance.incident.message, now, blocking=True)
         )
         instance.state = "incident"
         history.append(

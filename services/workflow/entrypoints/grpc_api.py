@@ -8,7 +8,7 @@ import grpc
 from supportflow.workflow.v1 import workflow_pb2 as pb
 from supportflow.workflow.v1 import workflow_pb2_grpc
 
-from services.kit.auth import SERVICE, current_principal
+from services.kit.auth import SERVICE, Principal, current_principal
 from services.kit.errors import FieldViolation
 from services.workflow.application import handlers
 from services.workflow.application.ports import TaskQuery
@@ -27,6 +27,12 @@ def _page_size(size: int) -> int:
             [FieldViolation("page_size", f"must be between 1 and {MAX_PAGE} (0 means {DEFAULT_PAGE})")]
         )
     return size or DEFAULT_PAGE
+
+
+def _require(request: object, *fields: str) -> None:
+    violations = [FieldViolation(f, "is required") for f in fields if not getattr(request, f)]
+    if violations:
+        raise InvalidRequest(violations)
 
 
 class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
@@ -67,9 +73,12 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         token = tr.encode_page_token([found[-1].version]) if len(found) == size else ""
         return pb.ListDeploymentsResponse(deployments=[tr.deployment_pb(d) for d in found], next_page_token=token)
 
-    async def GetProcessInstance(self, request: pb.GetProcessInstanceRequest, context: Context) -> pb.ProcessInstance:
-        view = await handlers.get_instance(self._deps, current_principal(), request.ticket_number)
+    async def _instance(self, principal: Principal, ticket_number: str) -> pb.ProcessInstance:
+        view = await handlers.get_instance(self._deps, principal, ticket_number)
         return tr.instance_pb(view, self._now())
+
+    async def GetProcessInstance(self, request: pb.GetProcessInstanceRequest, context: Context) -> pb.ProcessInstance:
+        return await self._instance(current_principal(), request.ticket_number)
 
     async def ListTasks(self, request: pb.ListTasksRequest, context: Context) -> pb.ListTasksResponse:
         principal = current_principal()
@@ -101,9 +110,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         self, request: pb.CorrelateMessageRequest, context: Context
     ) -> pb.CorrelateMessageResponse:
         principal = current_principal()
-        violations = [FieldViolation(f, "is required") for f in ("name", "correlation_key") if not getattr(request, f)]
-        if violations:
-            raise InvalidRequest(violations)
+        _require(request, "name", "correlation_key")
         org = request.organization or principal.org
         principal.require_org(org)
         principal.require_any(SERVICE, "integration", "agent", "team_lead", action="correlating a message")
@@ -130,5 +137,19 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             request.ticket_number,
             request.reason,
         )
-        view = await handlers.get_instance(self._deps, principal, request.ticket_number)
-        return tr.instance_pb(view, self._now())
+        return await self._instance(principal, request.ticket_number)
+
+    async def ResolveIncident(self, request: pb.ResolveIncidentRequest, context: Context) -> pb.ProcessInstance:
+        principal = current_principal()
+        _require(request, "ticket_number", "incident_id")
+        principal.require_any("team_lead", "process_admin", action="resolving an incident")
+        await handlers.resolve_incident(
+            self._deps,
+            Actor(principal.subject, principal.primary_role),
+            principal.org,
+            request.ticket_number,
+            request.incident_id,
+            tr.from_struct(request.variables),
+            request.comment,
+        )
+        return await self._instance(principal, request.ticket_number)

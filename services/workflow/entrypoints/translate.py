@@ -14,7 +14,7 @@ from supportflow.common.v1 import types_pb2
 from supportflow.workflow.v1 import workflow_pb2 as pb
 
 from services.kit.errors import FieldViolation
-from services.kit.events import timestamp
+from services.kit.events import set_timestamp, timestamp
 from services.workflow.application.handlers import InstanceView
 from services.workflow.application.ports import Deployment
 from services.workflow.domain.errors import InvalidRequest
@@ -72,7 +72,7 @@ def from_struct(value: Struct) -> dict[str, Any]:
 
 def _ts(target: Any, field: str, value: datetime | None) -> None:
     if value is not None:
-        getattr(target, field).CopyFrom(timestamp(value))
+        set_timestamp(getattr(target, field), value)
 
 
 def task_pb(task: WorkTask) -> pb.Task:
@@ -155,6 +155,7 @@ def instance_pb(view: InstanceView, now: datetime) -> pb.ProcessInstance:
                 message=x.message,
                 at=timestamp(x.at),
                 resolved=x.resolved,
+                blocking=x.blocking,
             )
             for x in i.incidents
         ],

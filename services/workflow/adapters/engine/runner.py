@@ -135,6 +135,21 @@ class SpiffProcessEngine:
         before = _states(instance.workflow)
         return self._run(instance, before, refresh=True)
 
+    def retry(self, instance: ProcessInstanceHandle, variables: Mapping[str, Any]) -> Advance:
+        instance = _spiff(instance)
+        workflow = instance.workflow
+        failed = [t for t in _all_tasks(workflow) if t.state == TaskState.ERROR]
+        if not failed:
+            raise NotWaitingFor("no step of the process failed")
+        before = _states(workflow)
+        for task in failed:
+            # What the step started with (its parent's data), the fix on top; the step becomes
+            # ready again and the run below takes it from there.
+            data = copy.deepcopy(task.parent.data)
+            data.update(copy.deepcopy(dict(variables)))
+            workflow.reset_from_task_id(task.id, data)
+        return self._run(instance, before)
+
     def cancel(self, instance: ProcessInstanceHandle) -> Advance:
         instance = _spiff(instance)
         workflow = instance.workflow

@@ -562,10 +562,15 @@ class Incident(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     AT_FIELD_NUMBER: _builtins.int
     RESOLVED_FIELD_NUMBER: _builtins.int
+    BLOCKING_FIELD_NUMBER: _builtins.int
     incident_id: _builtins.str
     element_id: _builtins.str
     message: _builtins.str
     resolved: _builtins.bool
+    blocking: _builtins.bool
+    """True when the process stopped at this step (its code failed) and waits for ResolveIncident;
+    false for one it noted and went on (e.g. an SLA property naming an unknown calendar).
+    """
     @_builtins.property
     def at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -576,10 +581,11 @@ class Incident(_message.Message):
         message: _builtins.str = ...,
         at: _timestamp_pb2.Timestamp | None = ...,
         resolved: _builtins.bool = ...,
+        blocking: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "element_id", b"element_id", "incident_id", b"incident_id", "message", b"message", "resolved", b"resolved"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "blocking", b"blocking", "element_id", b"element_id", "incident_id", b"incident_id", "message", b"message", "resolved", b"resolved"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -892,3 +898,36 @@ class CancelProcessInstanceRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CancelProcessInstanceRequest: _TypeAlias = CancelProcessInstanceRequest  # noqa: Y015
+
+@_typing.final
+class ResolveIncidentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_NUMBER_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    VARIABLES_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    ticket_number: _builtins.str
+    incident_id: _builtins.str
+    """ProcessInstance.incidents[].incident_id."""
+    comment: _builtins.str
+    """Why, or what was fixed: kept in the instance's history."""
+    @_builtins.property
+    def variables(self) -> _struct_pb2.Struct:
+        """Added to the failed step's data before it runs again (blocking incidents only)."""
+
+    def __init__(
+        self,
+        *,
+        ticket_number: _builtins.str = ...,
+        incident_id: _builtins.str = ...,
+        variables: _struct_pb2.Struct | None = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["variables", b"variables"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "incident_id", b"incident_id", "ticket_number", b"ticket_number", "variables", b"variables"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveIncidentRequest: _TypeAlias = ResolveIncidentRequest  # noqa: Y015

@@ -74,6 +74,11 @@ class WorkflowServiceStub:
                 request_serializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.CancelProcessInstanceRequest.SerializeToString,
                 response_deserializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ProcessInstance.FromString,
                 _registered_method=True)
+        self.ResolveIncident = channel.unary_unary(
+                '/supportflow.workflow.v1.WorkflowService/ResolveIncident',
+                request_serializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ResolveIncidentRequest.SerializeToString,
+                response_deserializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ProcessInstance.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -140,6 +145,17 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ResolveIncident(self, request, context):
+        """Marks an incident resolved (like Zeebe's ResolveIncident). A `blocking` one — diagram code
+        that failed, the instance in INSTANCE_STATE_INCIDENT — also runs the failed step again, with
+        `variables` added to its data first (the fix for a missing or wrong value); if it fails again
+        that is a new incident. NOT_FOUND for an unknown incident, FAILED_PRECONDITION for one already
+        resolved. Needs role `team_lead` or `process_admin`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +197,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
             'CancelProcessInstance': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelProcessInstance,
                     request_deserializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.CancelProcessInstanceRequest.FromString,
+                    response_serializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ProcessInstance.SerializeToString,
+            ),
+            'ResolveIncident': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveIncident,
+                    request_deserializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ResolveIncidentRequest.FromString,
                     response_serializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ProcessInstance.SerializeToString,
             ),
     }
@@ -399,6 +420,33 @@ class WorkflowService:
             target,
             '/supportflow.workflow.v1.WorkflowService/CancelProcessInstance',
             supportflow_dot_workflow_dot_v1_dot_workflow__pb2.CancelProcessInstanceRequest.SerializeToString,
+            supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ProcessInstance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveIncident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/supportflow.workflow.v1.WorkflowService/ResolveIncident',
+            supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ResolveIncidentRequest.SerializeToString,
             supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ProcessInstance.FromString,
             options,
             channel_credentials,

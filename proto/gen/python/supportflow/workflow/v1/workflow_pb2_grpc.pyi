@@ -57,6 +57,13 @@ class WorkflowServiceStub:
     """
     CancelProcessInstance: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.CancelProcessInstanceRequest, _workflow_pb2.ProcessInstance]
     """Ends a ticket's process; open tasks are cancelled and clocks stopped."""
+    ResolveIncident: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ResolveIncidentRequest, _workflow_pb2.ProcessInstance]
+    """Marks an incident resolved (like Zeebe's ResolveIncident). A `blocking` one — diagram code
+    that failed, the instance in INSTANCE_STATE_INCIDENT — also runs the failed step again, with
+    `variables` added to its data first (the fix for a missing or wrong value); if it fails again
+    that is a new incident. NOT_FOUND for an unknown incident, FAILED_PRECONDITION for one already
+    resolved. Needs role `team_lead` or `process_admin`.
+    """
 
 @_typing.type_check_only
 class WorkflowServiceAsyncStub(WorkflowServiceStub):
@@ -85,6 +92,13 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     """
     CancelProcessInstance: _aio.UnaryUnaryMultiCallable[_workflow_pb2.CancelProcessInstanceRequest, _workflow_pb2.ProcessInstance]  # type: ignore[assignment]
     """Ends a ticket's process; open tasks are cancelled and clocks stopped."""
+    ResolveIncident: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ResolveIncidentRequest, _workflow_pb2.ProcessInstance]  # type: ignore[assignment]
+    """Marks an incident resolved (like Zeebe's ResolveIncident). A `blocking` one — diagram code
+    that failed, the instance in INSTANCE_STATE_INCIDENT — also runs the failed step again, with
+    `variables` added to its data first (the fix for a missing or wrong value); if it fails again
+    that is a new incident. NOT_FOUND for an unknown incident, FAILED_PRECONDITION for one already
+    resolved. Needs role `team_lead` or `process_admin`.
+    """
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -158,5 +172,18 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.ProcessInstance, _abc.Awaitable[_workflow_pb2.ProcessInstance]]:
         """Ends a ticket's process; open tasks are cancelled and clocks stopped."""
+
+    @_abc_1.abstractmethod
+    def ResolveIncident(
+        self,
+        request: _workflow_pb2.ResolveIncidentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.ProcessInstance, _abc.Awaitable[_workflow_pb2.ProcessInstance]]:
+        """Marks an incident resolved (like Zeebe's ResolveIncident). A `blocking` one — diagram code
+        that failed, the instance in INSTANCE_STATE_INCIDENT — also runs the failed step again, with
+        `variables` added to its data first (the fix for a missing or wrong value); if it fails again
+        that is a new incident. NOT_FOUND for an unknown incident, FAILED_PRECONDITION for one already
+        resolved. Needs role `team_lead` or `process_admin`.
+        """
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
