@@ -17,7 +17,7 @@ from supportflow.intake.v1 import intake_pb2
 from supportflow.notify.v1 import notify_pb2
 from supportflow.workflow.v1 import workflow_pb2
 
-from services.demo.cast import Person
+from services.demo.cast import CAST, Person
 
 WHO_WIDTH: Final = 24
 INDENT: Final = " " * (10 + WHO_WIDTH)
@@ -95,6 +95,17 @@ class Seen:
     status: int = types_pb2.TICKET_STATUS_UNSPECIFIED
 
 
+def recorded_actor(actor: types_pb2.Actor) -> Person | str:
+    """Who the workflow's history names for a step: a person of the cast, someone else by their
+    subject, "workflow" for what it did on its own (actor `system`)."""
+    if (person := _CAST_BY_SUBJECT.get(actor.subject)) is not None:
+        return person
+    return "workflow" if actor.subject in ("", "system") else actor.subject
+
+
+_CAST_BY_SUBJECT = {p.subject: p for p in CAST}
+
+
 class Timeline:
     def __init__(self, out: TextIO, time_zone: str) -> None:
         self.out = out
@@ -129,7 +140,7 @@ class Timeline:
         if instance is not None:
             for entry in instance.history[seen.history :]:
                 if entry.action not in QUIET:
-                    self.act(entry.at, "workflow", self._entry(entry))
+                    self.act(entry.at, recorded_actor(entry.actor), self._entry(entry))
             seen.history = len(instance.history)
             for clock in instance.sla_clocks:
                 key = (clock.state, clock.due_at.ToSeconds(), clock.remaining.ToSeconds())
