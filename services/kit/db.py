@@ -55,6 +55,15 @@ def is_postgres(conn: AsyncConnection | AsyncEngine) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+async def read_as_of_one_moment(conn: AsyncConnection) -> None:
+    """Make the next transaction on `conn` read-only, every statement in it seeing the database as
+    of the same moment (PostgreSQL: REPEATABLE READ READ ONLY), so that a record read in several
+    statements never shows half of a change committed in between. Call before `begin()`. (SQLite:
+    every transaction takes the database's lock up front, so nothing commits in between.)"""
+    if is_postgres(conn):
+        await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+
+
 @asynccontextmanager
 async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One database transaction: committed when the block ends, rolled back if it raises."""

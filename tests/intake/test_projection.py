@@ -216,6 +216,23 @@ async def test_claims_show_on_the_timeline_but_the_ticket_keeps_its_handler(stub
     ]
 
 
+async def test_a_ticket_is_read_as_of_one_moment(intake: Intake, stub: Stub, wf: Workflow) -> None:
+    """GetTicket reads the ticket, its attachments, timeline and comments in several statements: an
+    assignment projected between two of them must not show on the timeline while the ticket still
+    names nobody as its handler."""
+    number = await submit(stub, uid("E"))
+    async with intake.deps.uow(read_only=True) as reader:
+        before = await reader.tickets.get(number)
+        assert before is not None
+        assert before.assignee == ""
+        await wf.publish(number, events_pb2.TicketAssigned(team="app", assignee="agent-7"), actor=as_("lead-1"))
+        await ticket_when(stub, number, lambda t: t.assignee == "agent-7")  # the projection has committed
+        during = await reader.tickets.get(number)
+    assert during == before
+    after = await ticket_when(stub, number, lambda t: t.assignee == "agent-7")
+    assert [e.event_type for e in after.timeline][-1] == "ticket.assigned"
+
+
 async def test_later_events_never_move_a_ticket_in_progress_back(stub: Stub, wf: Workflow) -> None:
     """Tier 2 taking the ticket over changes its handler, not its progress; a reclassification, a
     late information reminder and an escalation add to the timeline only."""

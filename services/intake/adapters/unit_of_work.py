@@ -18,6 +18,7 @@ from services.intake.adapters.timeline import timeline_row
 from services.intake.application.ports import Clock
 from services.intake.domain.events import IntakeEvent
 from services.intake.domain.model import Actor
+from services.kit.db import read_as_of_one_moment
 from services.kit.outbox import add_to_outbox
 
 
@@ -25,13 +26,20 @@ class SqlUnitOfWork:
     tickets: SqlTicketRepository
     requests: SqlRequestLog
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, on_commit: Callable[[], None]) -> None:
+    def __init__(
+        self, engine: AsyncEngine, clock: Clock, on_commit: Callable[[], None], *, read_only: bool = False
+    ) -> None:
         self._engine, self._clock, self._on_commit = engine, clock, on_commit
+        self._read_only = read_only
         self._conn: AsyncConnection | None = None
         self._staged: list[tuple[Actor, IntakeEvent]] = []
 
     async def __aenter__(self) -> Self:
         self._conn = await self._engine.connect()
+        if self._read_only:
+            # A ticket is never shown with an event on its timeline whose change (e.g. the handler
+            # it names) it does not show yet.
+            await read_as_of_one_moment(self._conn)
         await self._conn.begin()
         self.tickets = SqlTicketRepository(self._conn)
         self.requests = SqlRequestLog(self._conn)
@@ -72,5 +80,5 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine, clock: Clock, on_commit: Callable[[], None]) -> None:
         self._engine, self._clock, self._on_commit = engine, clock, on_commit
 
-    def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, self._clock, self._on_commit)
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engine, self._clock, self._on_commit, read_only=read_only)

@@ -149,7 +149,7 @@ async def submit_ticket(deps: IntakeDeps, principal: Principal, cmd: SubmitTicke
 
 
 async def get_ticket(deps: IntakeDeps, principal: Principal, ticket_number: str) -> Ticket:
-    async with deps.uow() as uow:
+    async with deps.uow(read_only=True) as uow:
         ticket = await _load(uow, ticket_number)
     authz.can_see(principal, ticket)
     return ticket
@@ -160,7 +160,7 @@ async def list_tickets(
 ) -> list[Ticket]:
     deps.catalog.organisation(flt.organization)
     scoped = replace(flt, requester_id=authz.list_scope(principal, flt.organization, flt.requester_id))
-    async with deps.uow() as uow:
+    async with deps.uow(read_only=True) as uow:
         return await uow.tickets.list(scoped, after, limit)
 
 
@@ -343,7 +343,7 @@ async def cancel_ticket(deps: IntakeDeps, principal: Principal, cmd: CancelTicke
 async def get_attachment(
     deps: IntakeDeps, principal: Principal, ticket_number: str, attachment_id: str
 ) -> tuple[AttachmentInfo, bytes]:
-    async with deps.uow() as uow:
+    async with deps.uow(read_only=True) as uow:
         ticket = await _load(uow, ticket_number)
         authz.can_see(principal, ticket)
         found = await uow.tickets.attachment(ticket_number, attachment_id)

@@ -10,6 +10,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.kit.db import read_as_of_one_moment
 from services.kit.outbox import add_to_outbox
 from services.workflow.adapters import tables
 from services.workflow.adapters.announcing import encode_envelope
@@ -36,13 +37,17 @@ class SqlUnitOfWork:
     clocks: SqlClocks
     messages: SqlMessages
 
-    def __init__(self, engine: AsyncEngine, on_commit: OnCommit) -> None:
+    def __init__(self, engine: AsyncEngine, on_commit: OnCommit, *, read_only: bool = False) -> None:
         self._engine, self._on_commit = engine, on_commit
+        self._read_only = read_only
         self._conn: AsyncConnection | None = None
         self._staged: list[Envelope] = []
 
     async def __aenter__(self) -> Self:
         self._conn = await self._engine.connect()
+        if self._read_only:
+            # An instance is never shown with history its state does not show yet.
+            await read_as_of_one_moment(self._conn)
         await self._conn.begin()
         db = self._db = Db(self._conn)
         self.deployments, self.instances, self.tasks = SqlDeployments(db), SqlInstances(db), SqlTasks(db)
@@ -77,5 +82,5 @@ class SqlUnitOfWorkFactory:
     def __init__(self, engine: AsyncEngine, on_commit: OnCommit) -> None:
         self._engine, self._on_commit = engine, on_commit
 
-    def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self._engine, self._on_commit)
+    def __call__(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._engine, self._on_commit, read_only=read_only)

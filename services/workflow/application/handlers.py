@@ -496,7 +496,7 @@ class InstanceView:
 
 
 async def get_instance(deps: WorkflowDeps, principal: Principal, ticket_number: str) -> InstanceView:
-    async with deps.uow() as uow:
+    async with deps.uow(read_only=True) as uow:
         instance = await uow.instances.get(ticket_number)
         if instance is None or instance.organization != principal.org:
             raise NotFound(f"no process instance for ticket {ticket_number or '(empty)'}")

@@ -225,7 +225,9 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
-    def __call__(self) -> UnitOfWork: ...
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """`read_only`: a unit that only reads, every read seeing the same moment."""
+        ...
 
 
 class Clock(Protocol):
