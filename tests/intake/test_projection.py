@@ -131,6 +131,7 @@ async def test_workflow_events_move_the_ticket_forward_from_submitted_to_closed(
     )
     got = await ticket_when(stub, number, lambda t: t.assignee == "agent-7", mine)
     assert (got.assignee, got.team, got.status) == ("agent-7", team, S.TICKET_STATUS_ACCEPTED)
+    assert list(got.co_handlers) == ["ops-1", "agent-9"]
 
     # The handler's diagnosis (a task given to the handler, completed without a claim): 处理中.
     events.append(
@@ -255,6 +256,7 @@ async def test_later_events_never_move_a_ticket_in_progress_back(stub: Stub, wf:
     got = await ticket_when(stub, number, lambda t: t.assignee == "engineer-2", mine)
     assert (got.status, got.assignee, got.team) == (S.TICKET_STATUS_IN_PROGRESS, "engineer-2", tier2)
     assert got.timeline[-1].summary == "assigned to engineer-2, co-handlers agent-7"
+    assert list(got.co_handlers) == ["agent-7"]  # tier 1's handler stays on to help
 
     await wf.publish(number, classified(tier2, S.PRIORITY_P0))
     await wf.publish(number, events_pb2.TicketInfoRequested(missing_info=["log"], reminder=True))

@@ -57,6 +57,7 @@ def ticket_row(ticket: Ticket) -> dict[str, Any]:
         "category": ticket.category,
         "team": ticket.team,
         "assignee": ticket.assignee,
+        "co_handlers": list(ticket.co_handlers),
         "rating": ticket.rating.value if ticket.rating else None,
         "rating_comment": ticket.rating_comment,
     }
@@ -90,6 +91,7 @@ def ticket_from_row(row: Row[Any], **extra: Any) -> Ticket:
         category=m["category"],
         team=m["team"],
         assignee=m["assignee"],
+        co_handlers=tuple(m["co_handlers"]),
         rating=Rating(m["rating"]) if m["rating"] else None,
         rating_comment=m["rating_comment"],
         **extra,

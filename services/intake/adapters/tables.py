@@ -51,6 +51,7 @@ tickets = Table(
     Column("category", String(64), nullable=False, server_default=""),
     Column("team", String(64), nullable=False, server_default=""),
     Column("assignee", String(200), nullable=False, server_default=""),
+    Column("co_handlers", JSON, nullable=False, server_default="[]"),
     Column("rating", String(16)),
     Column("rating_comment", Text, nullable=False, server_default=""),
     Index("ix_intake_tickets_org_submitted", "organization", "submitted_at", "ticket_number"),

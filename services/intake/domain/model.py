@@ -100,6 +100,7 @@ class Ticket:
     category: str = ""
     team: str = ""
     assignee: str = ""
+    co_handlers: tuple[str, ...] = ()
     rating: Rating | None = None
     rating_comment: str = ""
     submitted_by: str = ""

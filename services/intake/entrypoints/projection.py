@@ -1,5 +1,5 @@
-"""Keeps intake's read model (status, priority, team, assignee, timeline) in step with the events
-of the other services, so GetTicket/ListTickets show where a ticket stands.
+"""Keeps intake's read model (status, priority, team, assignee, co-handlers, timeline) in step with
+the events of the other services, so GetTicket/ListTickets show where a ticket stands.
 
 Runs inside the kit's idempotent consumer transaction: each event is applied once.
 """
@@ -73,6 +73,7 @@ async def apply_event(conn: AsyncConnection, event: events_pb2.Event) -> None:
         if event.ticket_assigned.team:
             changes["team"] = event.ticket_assigned.team
         changes["assignee"] = event.ticket_assigned.assignee
+        changes["co_handlers"] = list(event.ticket_assigned.co_handlers)
     if changes:
         changes["updated_at"] = at
         await conn.execute(t.tickets.update().where(t.tickets.c.ticket_number == event.ticket_number).values(**changes))

@@ -141,6 +141,7 @@ def ticket_pb(tk: Ticket) -> intake_pb2.Ticket:
         category=tk.category,
         team=tk.team,
         assignee=tk.assignee,
+        co_handlers=tk.co_handlers,
         related_ticket_numbers=tk.related_ticket_numbers,
     )
     set_requester(out.requester, tk.requester)

@@ -479,6 +479,7 @@ class Ticket(_message.Message):
     TIMELINE_FIELD_NUMBER: _builtins.int
     COMMENTS_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    CO_HANDLERS_FIELD_NUMBER: _builtins.int
     ticket_number: _builtins.str
     """`TS` (prefix configurable per organisation) + YYYYMMDD in the organisation's time zone + a
     6-digit daily serial. Unique and never reused.
@@ -498,6 +499,9 @@ class Ticket(_message.Message):
     category: _builtins.str
     team: _builtins.str
     assignee: _builtins.str
+    """The ticket's main handler (SOP §4), as the workflow's last assignment named them; empty until
+    assigned. Claiming a task does not change it.
+    """
     rating: _types_pb2.Rating.ValueType
     @_builtins.property
     def requester(self) -> _types_pb2.Requester: ...
@@ -535,6 +539,12 @@ class Ticket(_message.Message):
     def comments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Comment]: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def co_handlers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Who helps the main handler when several teams work on the ticket (SOP §4), as the workflow's
+        last assignment named them.
+        """
+
     def __init__(
         self,
         *,
@@ -567,10 +577,11 @@ class Ticket(_message.Message):
         timeline: _abc.Iterable[Global___TimelineEntry] | None = ...,
         comments: _abc.Iterable[Global___Comment] | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        co_handlers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "environment", b"environment", "expected_resolution_at", b"expected_resolution_at", "occurred_at", b"occurred_at", "requester", b"requester", "submitted_at", b"submitted_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "attachments", b"attachments", "category", b"category", "channel", b"channel", "comments", b"comments", "contact", b"contact", "description", b"description", "environment", b"environment", "expected_resolution_at", b"expected_resolution_at", "impact_scope", b"impact_scope", "info_incomplete", b"info_incomplete", "labels", b"labels", "missing_info", b"missing_info", "occurred_at", b"occurred_at", "organization", b"organization", "priority", b"priority", "problem_type", b"problem_type", "rating", b"rating", "related_ticket_numbers", b"related_ticket_numbers", "reproduction_steps", b"reproduction_steps", "requester", b"requester", "status", b"status", "submitted_at", b"submitted_at", "team", b"team", "ticket_number", b"ticket_number", "timeline", b"timeline", "title", b"title", "updated_at", b"updated_at", "urgency", b"urgency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "attachments", b"attachments", "category", b"category", "channel", b"channel", "co_handlers", b"co_handlers", "comments", b"comments", "contact", b"contact", "description", b"description", "environment", b"environment", "expected_resolution_at", b"expected_resolution_at", "impact_scope", b"impact_scope", "info_incomplete", b"info_incomplete", "labels", b"labels", "missing_info", b"missing_info", "occurred_at", b"occurred_at", "organization", b"organization", "priority", b"priority", "problem_type", b"problem_type", "rating", b"rating", "related_ticket_numbers", b"related_ticket_numbers", "reproduction_steps", b"reproduction_steps", "requester", b"requester", "status", b"status", "submitted_at", b"submitted_at", "team", b"team", "ticket_number", b"ticket_number", "timeline", b"timeline", "title", b"title", "updated_at", b"updated_at", "urgency", b"urgency"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
