@@ -217,6 +217,28 @@ async def test_claims_show_on_the_timeline_but_the_ticket_keeps_its_handler(stub
     ]
 
 
+async def test_an_agent_lists_the_tickets_they_handle(stub: Stub, wf: Workflow) -> None:
+    handler, colleague = uid("agent"), uid("agent")
+    me = uid("E")
+    numbers = [await submit(stub, me) for _ in range(3)]
+    for number, who in zip(numbers, (handler, colleague, handler), strict=True):
+        await wf.publish(number, events_pb2.TicketAssigned(team="app", assignee=who), actor=as_("lead-1"))
+    for number in numbers:
+        await ticket_when(stub, number, lambda t: t.assignee != "")
+    agent = auth(token(sub=handler))
+
+    mine = await stub.ListTickets(intake_pb2.ListTicketsRequest(assignee=handler), metadata=agent)
+    assert [t.ticket_number for t in mine.tickets] == [numbers[2], numbers[0]]  # newest first
+    first = await stub.ListTickets(intake_pb2.ListTicketsRequest(assignee=handler, page_size=1), metadata=agent)
+    rest = await stub.ListTickets(
+        intake_pb2.ListTicketsRequest(assignee=handler, page_size=1, page_token=first.next_page_token), metadata=agent
+    )
+    assert [t.ticket_number for t in (*first.tickets, *rest.tickets)] == [numbers[2], numbers[0]]
+    assert rest.next_page_token == ""
+    theirs = await stub.ListTickets(intake_pb2.ListTicketsRequest(assignee=colleague), metadata=agent)
+    assert [t.ticket_number for t in theirs.tickets] == [numbers[1]]
+
+
 async def test_a_ticket_is_read_as_of_one_moment(intake: Intake, stub: Stub, wf: Workflow) -> None:
     """GetTicket reads the ticket, its attachments, timeline and comments in several statements: an
     assignment projected between two of them must not show on the timeline while the ticket still

@@ -326,6 +326,8 @@ class SqlTicketRepository:
             where.append(c.team == flt.team)
         if flt.requester_id:
             where.append(c.requester_id == flt.requester_id)
+        if flt.assignee:
+            where.append(c.assignee == flt.assignee)
         if flt.submitted_after is not None:
             where.append(c.submitted_at >= flt.submitted_after)
         if flt.submitted_before is not None:

@@ -56,6 +56,7 @@ tickets = Table(
     Column("rating_comment", Text, nullable=False, server_default=""),
     Index("ix_intake_tickets_org_submitted", "organization", "submitted_at", "ticket_number"),
     Index("ix_intake_tickets_requester", "organization", "requester_id", "submitted_at"),
+    Index("ix_intake_tickets_assignee", "organization", "assignee", "submitted_at"),
 )
 
 #: One row per organisation and day; incremented in the submitting transaction, so serials are

@@ -31,6 +31,7 @@ class TicketFilter:
     priority: Priority | None = None
     team: str = ""
     requester_id: str = ""
+    assignee: str = ""
     submitted_after: datetime | None = None
     submitted_before: datetime | None = None
 

@@ -56,6 +56,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             priority=PRIORITY_FROM_PB.get(request.priority),
             team=request.team,
             requester_id=request.requester_id,
+            assignee=request.assignee,
             submitted_after=tr._dt(request, "submitted_after"),
             submitted_before=tr._dt(request, "submitted_before"),
         )

@@ -179,6 +179,7 @@ class ListTicketsRequest(_message.Message):
     SUBMITTED_BEFORE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ASSIGNEE_FIELD_NUMBER: _builtins.int
     organization: _builtins.str
     """Defaults to the caller's organisation; another organisation is refused."""
     priority: _types_pb2.Priority.ValueType
@@ -188,6 +189,8 @@ class ListTicketsRequest(_message.Message):
     """1–200; 0 means 50."""
     page_token: _builtins.str
     """From a previous response; must be used with the same filters."""
+    assignee: _builtins.str
+    """The tickets whose main handler this is (Ticket.assignee), e.g. an agent's own work list."""
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_types_pb2.TicketStatus.ValueType]:
         """Filters; an unset filter matches everything. Requesters always see only their own tickets."""
@@ -210,10 +213,11 @@ class ListTicketsRequest(_message.Message):
         submitted_before: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        assignee: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["submitted_after", b"submitted_after", "submitted_before", b"submitted_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["organization", b"organization", "page_size", b"page_size", "page_token", b"page_token", "priority", b"priority", "requester_id", b"requester_id", "statuses", b"statuses", "submitted_after", b"submitted_after", "submitted_before", b"submitted_before", "team", b"team"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "organization", b"organization", "page_size", b"page_size", "page_token", b"page_token", "priority", b"priority", "requester_id", b"requester_id", "statuses", b"statuses", "submitted_after", b"submitted_after", "submitted_before", b"submitted_before", "team", b"team"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
