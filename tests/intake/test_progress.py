@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from services.intake.domain.model import TicketStatus
-from services.intake.domain.progress import MOVES, after_supplement, next_status
+from services.intake.domain.progress import after_supplement, next_status
 from services.kit.events import EVENT_TYPES
+from services.kit.lifecycle import MOVES
 
 T = TicketStatus
 #: How far along the lifecycle a status is. The information hold sits beside "accepted": the

@@ -18,7 +18,20 @@ from services.notify.domain.planning import facts, notice_key, plan
 from services.notify.domain.rules import RuleBook, parse_rules
 from services.notify.domain.ticket_context import TicketContext, apply
 from services.notify.domain.variables import FIELDS, TEMPLATE_VARIABLES
-from tests.notify.story import AGENT, CM, LEAD, NUMBER, T0, TITLE, classified, envelope, lifecycle, shipped, submitted
+from tests.notify.story import (
+    AGENT,
+    CM,
+    LEAD,
+    NUMBER,
+    REQUESTER,
+    T0,
+    TITLE,
+    classified,
+    envelope,
+    lifecycle,
+    shipped,
+    submitted,
+)
 
 
 def context(*events: TicketEvent) -> TicketContext:
@@ -172,6 +185,31 @@ def test_the_status_follows_the_handler_not_the_claims() -> None:
         statuses.append(ctx.status)
     assert statuses == ["pending", "accepted", "accepted", "accepted", "accepted", "in_progress", "in_progress"]
     assert context(submitted(), classified(), held, ASSIGNED).status == "accepted", "the assignment ends the hold"
+
+
+def test_the_status_in_a_notice_is_the_one_the_portal_shows() -> None:
+    """Where notify used to keep its own status and differ from intake's read model (GetTicket)."""
+    diagnosed = envelope(
+        ev.TaskCompleted(task_id="t2", element_id="Task_Diagnose", completed_by="agent-1"), actor=AGENT
+    )
+    in_progress = (submitted(), classified(), ASSIGNED, diagnosed)
+    reminder = envelope(ev.TicketInfoRequested(missing_info=["log"], reminder=True))
+    resolved = envelope(ev.TicketResolved(resolved_by="agent-1", summary="fixed"), actor=AGENT)
+    verified = envelope(ev.TicketVerified(accepted=True), actor=REQUESTER)
+    revisit = envelope(ev.TicketRevisitRequired(task_id="t9", rating_comment="太慢了"))
+    closed = envelope(ev.TicketClosed(outcome="completed"))
+    held = envelope(ev.TicketInfoRequested(missing_info=["log", "environment.software_version"]))
+    partly = envelope(ev.TicketSupplemented(missing_info=["log"]), actor=REQUESTER)
+
+    # An information reminder while the ticket is handled does not put it back on hold.
+    assert context(*in_progress, reminder).status == "in_progress"
+    # A dissatisfied rating's revisit (SOP §9) takes a completed ticket back into handling.
+    assert context(*in_progress, resolved, verified, revisit).status == "in_progress"
+    # A late event does not reopen a closed ticket.
+    assert context(*in_progress, closed, resolved).status == "closed"
+    # Whatever the requester supplied ends the hold (SOP §2): the process decides what is still missing.
+    assert context(submitted(), classified(), held, partly).status == "accepted"
+    assert context(submitted(), held, partly).status == "pending"
 
 
 def test_one_notice_per_person_and_channel_even_when_two_rules_reach_them() -> None:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from services.intake.domain.errors import TicketStateConflict
 from services.intake.domain.submission import Contact, Environment, Requester
+from services.kit import lifecycle
 
 
 class TicketStatus(enum.Enum):
@@ -133,8 +134,7 @@ class Ticket:
             raise TicketStateConflict(
                 f"ticket {self.ticket_number} is {self.status.value}; only a resolved ticket can be verified"
             )
-        status = TicketStatus.COMPLETED if accepted else TicketStatus.IN_PROGRESS
-        return replace(self, status=status, updated_at=now)
+        return replace(self, status=TicketStatus(lifecycle.after_verification(accepted)), updated_at=now)
 
     def rate(self, rating: Rating, comment: str, now: datetime) -> Ticket:
         if self.rating is not None:

@@ -17,19 +17,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from services.kit import lifecycle
 from services.notify.domain.event import TicketEvent
 
-#: Where a ticket stands, as the requester sees it (common.v1.TicketStatus, lower-case).
-STATUSES = (
-    "pending",
-    "waiting_for_requester",
-    "accepted",
-    "in_progress",
-    "resolved",
-    "completed",
-    "closed",
-    "cancelled",
-)
 #: A calendar of this name runs round the clock (bpmn/calendars/24x7.toml): its clocks are wall time.
 ROUND_THE_CLOCK_CALENDARS = frozenset({"24x7"})
 
@@ -39,7 +29,9 @@ class TicketContext:
     number: str
     org: str
     title: str = ""
-    status: str = "pending"
+    #: Where the ticket stands as the requester sees it: services.kit.lifecycle's status, the one
+    #: intake's read model shows.
+    status: str = lifecycle.PENDING
     requester_id: str = ""
     requester_name: str = ""
     requester_email: str = ""
@@ -118,7 +110,21 @@ def apply(context: TicketContext | None, event: TicketEvent) -> TicketContext:
     """The ticket as it stands after `event` (a fresh context when `context` is None)."""
     ctx = context or TicketContext(number=event.ticket_number, org=event.organization)
     changes = _changes(ctx, event)
+    if (status := _status(ctx, event)) != ctx.status:
+        changes["status"] = status
     return replace(ctx, **changes) if changes else ctx
+
+
+def _status(ctx: TicketContext, e: TicketEvent) -> str:
+    """The status after `e`, moved as intake moves its read model's (services.kit.lifecycle)."""
+    match e.type:
+        case "ticket.supplemented":
+            return lifecycle.after_supplement(ctx.status, classified=bool(ctx.priority or ctx.team))
+        case "ticket.verified":
+            return lifecycle.after_verification(e.flag("accepted"))
+        case "ticket.cancelled":
+            return lifecycle.CANCELLED
+    return lifecycle.next_status(ctx.status, e.type, has_handler=bool(ctx.assignee))
 
 
 def _changes(ctx: TicketContext, e: TicketEvent) -> dict[str, Any]:
@@ -137,7 +143,6 @@ def _changes(ctx: TicketContext, e: TicketEvent) -> dict[str, Any]:
         case "ticket.classified":
             targets = e.part("sla_targets")
             return {
-                "status": "accepted" if ctx.status in ("pending", "waiting_for_requester") else ctx.status,
                 "priority": e.text("priority") or ctx.priority,
                 "category": e.text("category"),
                 "team": e.text("team"),
@@ -146,11 +151,6 @@ def _changes(ctx: TicketContext, e: TicketEvent) -> dict[str, Any]:
                 "calendar": e.text("calendar"),
                 "first_classification_id": ctx.first_classification_id or e.event_id,
             }
-        case "ticket.info_requested":
-            return {"status": "waiting_for_requester"}
-        case "ticket.supplemented":
-            complete = not e.texts("missing_info")
-            return {"status": "accepted"} if complete and ctx.status == "waiting_for_requester" else {}
         case "task.created":
             # A task's own assignee is not the ticket's handler (a bundle may give a review to a
             # named reviewer); only ticket.assigned names the handler. `task_assignee` rules reach
@@ -168,38 +168,25 @@ def _changes(ctx: TicketContext, e: TicketEvent) -> dict[str, Any]:
         case "ticket.assigned":
             # SOP §4: the main handler and the co-handlers, as the assignment form named them (the
             # dispatcher's, or tier 2 taking the ticket over). Seed 002: the ticket is 已受理 then.
-            changes = {
+            return {
                 "assignee": e.text("assignee") or ctx.assignee,
                 "co_handlers": e.texts("co_handlers"),
                 "team": e.text("team") or ctx.team,
             }
-            if ctx.status in ("pending", "waiting_for_requester"):
-                changes["status"] = "accepted"
-            return changes
-        case "task.claimed" | "task.completed":
-            # Claims hand a task to someone (a change manager, a reviewer, the dispatcher), never
-            # the ticket. Work on a ticket that has its handler is handling it (处理中); work before
-            # the assignment (dispatching, obtaining information) is not.
-            return {"status": "in_progress"} if ctx.assignee and ctx.status == "accepted" else {}
         case "ticket.escalated":
             return {"tier": e.text("to_tier") or ctx.tier}
         case "ticket.commented":
             return {"last_agent_comment": e.text("body")} if e.actor_role not in ("", "requester") else {}
         case "ticket.resolved":
             return {
-                "status": "resolved",
                 "cause": e.text("cause"),
                 "measures": e.text("measures"),
                 "summary": e.text("summary"),
             }
-        case "ticket.verified":
-            return {"status": "completed" if e.flag("accepted") else "in_progress"}
         case "ticket.rated":
             return {"rating": e.text("rating")}
         case "ticket.closed":
-            return {"status": "closed", "rating": e.text("rating") or ctx.rating}
-        case "ticket.cancelled":
-            return {"status": "cancelled"}
+            return {"rating": e.text("rating") or ctx.rating}
     return {}
 
 
