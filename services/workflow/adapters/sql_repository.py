@@ -12,7 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.kit.db import is_postgres, stored_utc, stored_utc_required
 from services.workflow.adapters import tables as t
 from services.workflow.application.engine import ActiveStep
-from services.workflow.application.ports import Deployment, HistoryEntry, Incident, Instance, TaskQuery
+from services.workflow.application.ports import (
+    Deployment,
+    HistoryEntry,
+    Incident,
+    Instance,
+    InstanceQuery,
+    InstanceSummary,
+    TaskQuery,
+)
 from services.workflow.domain.sla import ClockState, SlaClock
 from services.workflow.domain.tasks import FormField, TaskState, WorkTask
 
@@ -171,6 +179,27 @@ class SqlInstances:
             query = query.with_for_update(skip_locked=True)
         return [_instance(r) for r in await self._db.execute(query)]
 
+    async def summaries(self, q: InstanceQuery) -> list[InstanceSummary]:
+        c, d = t.instances.c, t.deployments.c
+        where = [c.organization == q.organization]
+        if q.states:
+            where.append(c.state.in_(q.states))
+        if q.process_id:
+            where.append(c.process_id == q.process_id)
+        if q.deployment_version:
+            where.append(d.version == q.deployment_version)
+        if q.after is not None:
+            at, number = q.after
+            where.append(or_(c.started_at < at, and_(c.started_at == at, c.ticket_number < number)))
+        query = (
+            select(*_SUMMARY_COLUMNS, d.version)
+            .join(t.deployments, d.deployment_id == c.deployment_id)
+            .where(*where)
+            .order_by(c.started_at.desc(), c.ticket_number.desc())
+            .limit(q.limit)
+        )
+        return [InstanceSummary(_instance(r), r.version) for r in await self._db.execute(query)]
+
 
 def _instance_row(i: Instance) -> dict[str, Any]:
     return {
@@ -201,7 +230,12 @@ def _instance_row(i: Instance) -> dict[str, Any]:
     }
 
 
+#: An instance's columns but its engine state and variables, the bulk of it.
+_SUMMARY_COLUMNS = [c for c in t.instances.c if c.name not in ("engine_state", "variables")]
+
+
 def _instance(row: Row[Any]) -> Instance:
+    """The instance in `row`; without engine state and variables when the row has none."""
     m = row._mapping
     return Instance(
         ticket_number=m["ticket_number"],
@@ -209,12 +243,12 @@ def _instance(row: Row[Any]) -> Instance:
         deployment_id=m["deployment_id"],
         process_id=m["process_id"],
         state=m["state"],
-        engine_state=bytes(m["engine_state"]),
+        engine_state=bytes(m.get("engine_state", b"")),
         revision=m["revision"],
         started_at=stored_utc_required(m["started_at"]),
         wake_at=stored_utc(m["wake_at"]),
         ended_at=stored_utc(m["ended_at"]),
-        variables=dict(m["variables"]),
+        variables=dict(m.get("variables", {})),
         active_steps=[ActiveStep(*s) for s in m["active_steps"]],
         routing=dict(m["routing"]),
         incidents=[

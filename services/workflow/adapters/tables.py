@@ -69,6 +69,7 @@ instances = Table(
     Column("routing", JSON, nullable=False),
     Column("incidents", JSON, nullable=False),
     Index("ix_workflow_instances_wake_at", "wake_at"),
+    Index("ix_workflow_instances_org_state", "organization", "state", "started_at"),
 )
 
 tasks = Table(

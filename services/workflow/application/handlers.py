@@ -30,6 +30,7 @@ from services.workflow.application.ports import (
     HistoryEntry,
     IdGenerator,
     Instance,
+    InstanceQuery,
     Runtime,
     Runtimes,
     TaskQuery,
@@ -500,12 +501,26 @@ async def get_instance(deps: WorkflowDeps, principal: Principal, ticket_number: 
         instance = await uow.instances.get(ticket_number)
         if instance is None or instance.organization != principal.org:
             raise NotFound(f"no process instance for ticket {ticket_number or '(empty)'}")
-        if principal.has_any("requester") and not principal.has_any("agent", "team_lead", "process_admin"):
-            raise NotAllowed("a requester sees the ticket's progress through intake's GetTicket")
+        _may_see_instances(principal)
         deployment = await uow.deployments.get(instance.deployment_id)
         history = await uow.history.of(ticket_number)
         clocks = await uow.clocks.of(ticket_number)
     return InstanceView(instance, deployment.version if deployment else 0, history, clocks)
+
+
+async def list_instances(deps: WorkflowDeps, principal: Principal, query: InstanceQuery) -> list[InstanceView]:
+    """The instances `query` selects, most recently started first, each without its variables,
+    history and SLA clocks."""
+    principal.require_org(query.organization)
+    _may_see_instances(principal)
+    async with deps.uow(read_only=True) as uow:
+        found = await uow.instances.summaries(query)
+    return [InstanceView(s.instance, s.deployment_version, [], []) for s in found]
+
+
+def _may_see_instances(principal: Principal) -> None:
+    if principal.has_any("requester") and not principal.has_any("agent", "team_lead", "process_admin"):
+        raise NotAllowed("a requester sees the ticket's progress through intake's GetTicket")
 
 
 __all__ = [
@@ -520,6 +535,7 @@ __all__ = [
     "deploy_process",
     "get_instance",
     "list_deployments",
+    "list_instances",
     "list_tasks",
     "start_instance",
     "start_instances",

@@ -121,6 +121,25 @@ class TaskQuery:
     limit: int = 50
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceQuery:
+    organization: str
+    states: tuple[str, ...] = ()
+    process_id: str = ""
+    deployment_version: int = 0  # 0: any
+    after: tuple[datetime, str] | None = None  # (started_at, ticket_number) of the last row of the previous page
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSummary:
+    """An instance as a list shows it: without its engine state and variables (`instance` has
+    them empty; never save it), with the version of the deployment it runs on."""
+
+    instance: Instance
+    deployment_version: int
+
+
 class DeploymentRepository(Protocol):
     async def latest(self, org: str) -> Deployment | None: ...
 
@@ -151,6 +170,10 @@ class InstanceRepository(Protocol):
     async def claim_due(self, now: datetime, limit: int) -> list[Instance]:
         """Running instances whose wake-up time has come, earliest first, locked for this
         transaction; those another worker holds are skipped."""
+        ...
+
+    async def summaries(self, q: InstanceQuery) -> list[InstanceSummary]:
+        """The instances `q` selects, most recently started first."""
         ...
 
 

@@ -11,7 +11,7 @@ from supportflow.workflow.v1 import workflow_pb2_grpc
 from services.kit.auth import SERVICE, Principal, current_principal
 from services.kit.errors import FieldViolation
 from services.workflow.application import handlers
-from services.workflow.application.ports import TaskQuery
+from services.workflow.application.ports import InstanceQuery, TaskQuery
 from services.workflow.application.progress import Actor
 from services.workflow.domain.errors import InvalidRequest
 from services.workflow.entrypoints import translate as tr
@@ -66,9 +66,8 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
     async def ListDeployments(self, request: pb.ListDeploymentsRequest, context: Context) -> pb.ListDeploymentsResponse:
         principal = current_principal()
         size = _page_size(request.page_size)
-        after = tr.decode_page_token(request.page_token)
         found = await handlers.list_deployments(
-            self._deps, principal, request.organization or principal.org, int(after[0]) if after else None, size
+            self._deps, principal, request.organization or principal.org, tr.decode_version(request.page_token), size
         )
         token = tr.encode_page_token([found[-1].version]) if len(found) == size else ""
         return pb.ListDeploymentsResponse(deployments=[tr.deployment_pb(d) for d in found], next_page_token=token)
@@ -80,17 +79,39 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
     async def GetProcessInstance(self, request: pb.GetProcessInstanceRequest, context: Context) -> pb.ProcessInstance:
         return await self._instance(current_principal(), request.ticket_number)
 
+    async def ListProcessInstances(
+        self, request: pb.ListProcessInstancesRequest, context: Context
+    ) -> pb.ListProcessInstancesResponse:
+        principal = current_principal()
+        size = _page_size(request.page_size)
+        if request.deployment_version < 0:
+            raise InvalidRequest([FieldViolation("deployment_version", "must be a version (1, 2, …) or 0 for any")])
+        query = InstanceQuery(
+            organization=request.organization or principal.org,
+            states=tuple(tr.INSTANCE_STATE_FROM_PB[s] for s in request.states if s in tr.INSTANCE_STATE_FROM_PB),
+            process_id=request.process_id,
+            deployment_version=request.deployment_version,
+            after=tr.decode_position(request.page_token),
+            limit=size,
+        )
+        found = await handlers.list_instances(self._deps, principal, query)
+        last = found[-1].instance if len(found) == size else None
+        token = tr.encode_page_token([last.started_at.isoformat(), last.ticket_number]) if last else ""
+        now = self._now()
+        return pb.ListProcessInstancesResponse(
+            instances=[tr.instance_pb(view, now) for view in found], next_page_token=token
+        )
+
     async def ListTasks(self, request: pb.ListTasksRequest, context: Context) -> pb.ListTasksResponse:
         principal = current_principal()
         size = _page_size(request.page_size)
-        after = tr.decode_page_token(request.page_token)
         query = TaskQuery(
             organization=request.organization or principal.org,
             states=tuple(tr.TASK_STATE_FROM_PB[s] for s in request.states if s in tr.TASK_STATE_FROM_PB),
             assignee=request.assignee,
             candidate_groups=(request.candidate_group,) if request.candidate_group else (),
             ticket_number=request.ticket_number,
-            after=(datetime.fromisoformat(after[0]), str(after[1])) if after else None,
+            after=tr.decode_position(request.page_token),
             limit=size,
         )
         found = await handlers.list_tasks(self._deps, principal, query)

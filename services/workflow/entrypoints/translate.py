@@ -40,6 +40,7 @@ INSTANCE_STATE_PB = {
     "cancelled": pb.INSTANCE_STATE_CANCELLED,
     "incident": pb.INSTANCE_STATE_INCIDENT,
 }
+INSTANCE_STATE_FROM_PB = {v: k for k, v in INSTANCE_STATE_PB.items()}
 CLOCK_STATE_PB = {
     ClockState.RUNNING: pb.SLA_CLOCK_STATE_RUNNING,
     ClockState.PAUSED: pb.SLA_CLOCK_STATE_PAUSED,
@@ -195,5 +196,32 @@ def decode_page_token(token: str) -> list[Any] | None:
     except (ValueError, UnicodeDecodeError):
         values = None
     if not isinstance(values, list):
-        raise InvalidRequest([FieldViolation("page_token", "is not a token this service issued")])
+        raise _not_our_token()
     return values
+
+
+def decode_position(token: str) -> tuple[datetime, str] | None:
+    """The (time, id) of the last row of the previous page, from a token `encode_page_token` made
+    of them."""
+    values = decode_page_token(token)
+    if values is None:
+        return None
+    try:
+        at, key = values
+        return datetime.fromisoformat(at), str(key)
+    except (TypeError, ValueError):
+        raise _not_our_token() from None
+
+
+def decode_version(token: str) -> int | None:
+    """The version of the last deployment of the previous page."""
+    values = decode_page_token(token)
+    if values is None:
+        return None
+    if len(values) != 1 or not isinstance(values[0], int):
+        raise _not_our_token()
+    return values[0]
+
+
+def _not_our_token() -> InvalidRequest:
+    return InvalidRequest([FieldViolation("page_token", "is not a token this service issued")])

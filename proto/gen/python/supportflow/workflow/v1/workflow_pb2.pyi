@@ -303,6 +303,74 @@ class GetProcessInstanceRequest(_message.Message):
 Global___GetProcessInstanceRequest: _TypeAlias = GetProcessInstanceRequest  # noqa: Y015
 
 @_typing.final
+class ListProcessInstancesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ORGANIZATION_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    PROCESS_ID_FIELD_NUMBER: _builtins.int
+    DEPLOYMENT_VERSION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    organization: _builtins.str
+    """Defaults to the caller's organisation; another organisation is refused."""
+    process_id: _builtins.str
+    """The process (the BPMN process id, e.g. "support_ticket")."""
+    deployment_version: _builtins.int
+    """The deployment version the instances started on (0: any)."""
+    page_size: _builtins.int
+    """1–500; 0 means 50."""
+    page_token: _builtins.str
+    """From a previous response, with the same filters."""
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[Global___InstanceState.ValueType]:
+        """Filters; an unset filter matches everything."""
+
+    def __init__(
+        self,
+        *,
+        organization: _builtins.str = ...,
+        states: _abc.Iterable[Global___InstanceState.ValueType] | None = ...,
+        process_id: _builtins.str = ...,
+        deployment_version: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deployment_version", b"deployment_version", "organization", b"organization", "page_size", b"page_size", "page_token", b"page_token", "process_id", b"process_id", "states", b"states"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProcessInstancesRequest: _TypeAlias = ListProcessInstancesRequest  # noqa: Y015
+
+@_typing.final
+class ListProcessInstancesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProcessInstance]:
+        """Without variables, history and SLA clocks."""
+
+    def __init__(
+        self,
+        *,
+        instances: _abc.Iterable[Global___ProcessInstance] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instances", b"instances", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListProcessInstancesResponse: _TypeAlias = ListProcessInstancesResponse  # noqa: Y015
+
+@_typing.final
 class ProcessInstance(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -79,6 +79,11 @@ class WorkflowServiceStub:
                 request_serializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ResolveIncidentRequest.SerializeToString,
                 response_deserializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ProcessInstance.FromString,
                 _registered_method=True)
+        self.ListProcessInstances = channel.unary_unary(
+                '/supportflow.workflow.v1.WorkflowService/ListProcessInstances',
+                request_serializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ListProcessInstancesRequest.SerializeToString,
+                response_deserializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ListProcessInstancesResponse.FromString,
+                _registered_method=True)
 
 
 class WorkflowServiceServicer:
@@ -156,6 +161,15 @@ class WorkflowServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProcessInstances(self, request, context):
+        """The organisation's process instances, most recently started first, e.g. those stopped at an
+        incident for an operator to resolve (as Camunda Operate lists them). Each comes without its
+        variables, history and SLA clocks: GetProcessInstance has them. Not for requesters.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkflowServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +217,11 @@ def add_WorkflowServiceServicer_to_server(servicer, server):
                     servicer.ResolveIncident,
                     request_deserializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ResolveIncidentRequest.FromString,
                     response_serializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ProcessInstance.SerializeToString,
+            ),
+            'ListProcessInstances': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProcessInstances,
+                    request_deserializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ListProcessInstancesRequest.FromString,
+                    response_serializer=supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ListProcessInstancesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -448,6 +467,33 @@ class WorkflowService:
             '/supportflow.workflow.v1.WorkflowService/ResolveIncident',
             supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ResolveIncidentRequest.SerializeToString,
             supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ProcessInstance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProcessInstances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/supportflow.workflow.v1.WorkflowService/ListProcessInstances',
+            supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ListProcessInstancesRequest.SerializeToString,
+            supportflow_dot_workflow_dot_v1_dot_workflow__pb2.ListProcessInstancesResponse.FromString,
             options,
             channel_credentials,
             insecure,

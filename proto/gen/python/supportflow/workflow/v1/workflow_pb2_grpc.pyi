@@ -64,6 +64,11 @@ class WorkflowServiceStub:
     that is a new incident. NOT_FOUND for an unknown incident, FAILED_PRECONDITION for one already
     resolved. Needs role `team_lead` or `process_admin`.
     """
+    ListProcessInstances: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ListProcessInstancesRequest, _workflow_pb2.ListProcessInstancesResponse]
+    """The organisation's process instances, most recently started first, e.g. those stopped at an
+    incident for an operator to resolve (as Camunda Operate lists them). Each comes without its
+    variables, history and SLA clocks: GetProcessInstance has them. Not for requesters.
+    """
 
 @_typing.type_check_only
 class WorkflowServiceAsyncStub(WorkflowServiceStub):
@@ -98,6 +103,11 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     `variables` added to its data first (the fix for a missing or wrong value); if it fails again
     that is a new incident. NOT_FOUND for an unknown incident, FAILED_PRECONDITION for one already
     resolved. Needs role `team_lead` or `process_admin`.
+    """
+    ListProcessInstances: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ListProcessInstancesRequest, _workflow_pb2.ListProcessInstancesResponse]  # type: ignore[assignment]
+    """The organisation's process instances, most recently started first, e.g. those stopped at an
+    incident for an operator to resolve (as Camunda Operate lists them). Each comes without its
+    variables, history and SLA clocks: GetProcessInstance has them. Not for requesters.
     """
 
 class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -184,6 +194,17 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         `variables` added to its data first (the fix for a missing or wrong value); if it fails again
         that is a new incident. NOT_FOUND for an unknown incident, FAILED_PRECONDITION for one already
         resolved. Needs role `team_lead` or `process_admin`.
+        """
+
+    @_abc_1.abstractmethod
+    def ListProcessInstances(
+        self,
+        request: _workflow_pb2.ListProcessInstancesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_workflow_pb2.ListProcessInstancesResponse, _abc.Awaitable[_workflow_pb2.ListProcessInstancesResponse]]:
+        """The organisation's process instances, most recently started first, e.g. those stopped at an
+        incident for an operator to resolve (as Camunda Operate lists them). Each comes without its
+        variables, history and SLA clocks: GetProcessInstance has them. Not for requesters.
         """
 
 def add_WorkflowServiceServicer_to_server(servicer: WorkflowServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
