@@ -328,6 +328,9 @@ class SqlTicketRepository:
             where.append(c.requester_id == flt.requester_id)
         if flt.assignee:
             where.append(c.assignee == flt.assignee)
+        for word in flt.words:
+            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(or_(c.title.ilike(pattern, escape="\\"), c.description.ilike(pattern, escape="\\")))
         if flt.submitted_after is not None:
             where.append(c.submitted_at >= flt.submitted_after)
         if flt.submitted_before is not None:

@@ -32,6 +32,8 @@ class TicketFilter:
     team: str = ""
     requester_id: str = ""
     assignee: str = ""
+    #: Each must appear in the title or the description, ignoring case.
+    words: tuple[str, ...] = ()
     submitted_after: datetime | None = None
     submitted_before: datetime | None = None
 

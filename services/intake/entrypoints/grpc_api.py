@@ -57,6 +57,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             team=request.team,
             requester_id=request.requester_id,
             assignee=request.assignee,
+            words=tr.search_words(request.text),
             submitted_after=tr._dt(request, "submitted_after"),
             submitted_before=tr._dt(request, "submitted_before"),
         )

@@ -196,3 +196,23 @@ def decode_page_token(token: str, key: str) -> PageCursor | None:
             [FieldViolation("page_token", "was issued for different filters; start from the first page")]
         )
     return cursor
+
+
+#: ListTicketsRequest.text: at most this many words, each at most this long.
+MAX_SEARCH_WORDS, MAX_SEARCH_WORD = 10, 100
+
+
+def search_words(text: str) -> tuple[str, ...]:
+    """The words of a ListTickets `text` search, each once, in order."""
+    words = tuple(dict.fromkeys(text.split()))
+    if len(words) > MAX_SEARCH_WORDS:
+        raise InvalidTicket([FieldViolation("text", f"at most {MAX_SEARCH_WORDS} words (got {len(words)})")])
+    if too_long := [w for w in words if len(w) > MAX_SEARCH_WORD]:
+        raise InvalidTicket(
+            [
+                FieldViolation(
+                    "text", f"a word is at most {MAX_SEARCH_WORD} characters ('{too_long[0][:20]}…' is longer)"
+                )
+            ]
+        )
+    return words

@@ -180,6 +180,7 @@ class ListTicketsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     ASSIGNEE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
     organization: _builtins.str
     """Defaults to the caller's organisation; another organisation is refused."""
     priority: _types_pb2.Priority.ValueType
@@ -191,6 +192,10 @@ class ListTicketsRequest(_message.Message):
     """From a previous response; must be used with the same filters."""
     assignee: _builtins.str
     """The tickets whose main handler this is (Ticket.assignee), e.g. an agent's own work list."""
+    text: _builtins.str
+    """Words, separated by spaces, that must each appear in the title or the description (ignoring
+    case; no wildcards), e.g. "报表 导出" or "VPN timeout". At most 10 words of 100 characters.
+    """
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[_types_pb2.TicketStatus.ValueType]:
         """Filters; an unset filter matches everything. Requesters always see only their own tickets."""
@@ -214,10 +219,11 @@ class ListTicketsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         assignee: _builtins.str = ...,
+        text: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["submitted_after", b"submitted_after", "submitted_before", b"submitted_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "organization", b"organization", "page_size", b"page_size", "page_token", b"page_token", "priority", b"priority", "requester_id", b"requester_id", "statuses", b"statuses", "submitted_after", b"submitted_after", "submitted_before", b"submitted_before", "team", b"team"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "organization", b"organization", "page_size", b"page_size", "page_token", b"page_token", "priority", b"priority", "requester_id", b"requester_id", "statuses", b"statuses", "submitted_after", b"submitted_after", "submitted_before", b"submitted_before", "team", b"team", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
