@@ -6,6 +6,8 @@
     supportflow migrate intake     apply a service's migrations (SUPPORTFLOW_DATABASE_URL)
     supportflow process validate bpmn/ [--org acme]   check a bundle with the running workflow service
     supportflow process deploy bpmn/ --org acme       deploy it as the organisation's next version
+    supportflow incidents [--org acme]                the tickets whose process stopped at failed code
+    supportflow incidents resolve TICKET INCIDENT --set name=value   run the failed step again
 
 The launcher starts each service as its own OS process (`python -m services.<name>`); it imports
 no service code.
@@ -204,6 +206,14 @@ def cmd_process(ns: argparse.Namespace) -> int:
     return run(ns)
 
 
+def cmd_incidents(ns: argparse.Namespace) -> int:
+    from services.incidents_cli import run  # gRPC client only: no service code
+
+    if ns.action == "resolve" and not (ns.ticket and ns.incident):
+        raise SystemExit("supportflow incidents resolve TICKET INCIDENT: name the ticket and the incident id")
+    return run(ns)
+
+
 def cmd_demo(ns: argparse.Namespace) -> int:
     from services.demo.desk import Endpoints  # gRPC client only: no service code
     from services.demo.run import Options, run
@@ -263,6 +273,21 @@ def main(argv: list[str] | None = None) -> int:
     proc.add_argument("--token", default=os.environ.get("SUPPORTFLOW_TOKEN", ""),
                       help="a process_admin bearer token (default: $SUPPORTFLOW_TOKEN, else a dev token)")  # fmt: skip
     proc.set_defaults(func=cmd_process)
+    inc = sub.add_parser("incidents", help="list the tickets stopped at an incident, or resolve one")
+    inc.add_argument("action", nargs="?", choices=["list", "resolve"], default="list")
+    inc.add_argument("ticket", nargs="?", default="", help="resolve: the ticket number")
+    inc.add_argument("incident", nargs="?", default="", help="resolve: the incident id (as listed)")
+    inc.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="resolve: a process variable for the step (JSON value or text); repeatable")  # fmt: skip
+    inc.add_argument("--comment", default="", help="resolve: why, for the instance's history")
+    inc.add_argument("--org", default="acme")
+    inc.add_argument("--address", default="127.0.0.1:50052", help="the workflow service")
+    inc.add_argument(
+        "--token",
+        default=os.environ.get("SUPPORTFLOW_TOKEN", ""),
+        help="a team_lead or process_admin token (default: $SUPPORTFLOW_TOKEN, else a dev token)",
+    )
+    inc.set_defaults(func=cmd_incidents)
     mig = sub.add_parser("migrate", help="apply a service's database migrations")
     mig.add_argument("service", choices=[s for s, _ in SERVICES])
     mig.set_defaults(func=cmd_migrate)

@@ -47,7 +47,7 @@ def run(ns: argparse.Namespace) -> int:
         try:
             response = stub.DeployProcess(request, metadata=(("authorization", f"Bearer {token}"),), timeout=60)
         except grpc.RpcError as error:
-            return _report_error(error, ns.folder)
+            return report_error(error, str(ns.folder))
     for warning in response.warnings:
         print(f"warning: {warning}")
     if ns.action == "validate":
@@ -59,7 +59,9 @@ def run(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _report_error(error: grpc.RpcError, folder: Path) -> int:
+def report_error(error: grpc.RpcError, what: str) -> int:
+    """Print a failed call's problem for a person (each field violation on its own line); the exit
+    status: 2 when the service is not reachable, else 1."""
     code = error.code() if isinstance(error, grpc.Call) else None
     status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -73,7 +75,7 @@ def _report_error(error: grpc.RpcError, folder: Path) -> int:
             detail.Unpack(bad)
             violations.extend(bad.field_violations)
     if violations:
-        print(f"✘ {folder} was rejected ({len(violations)} problems):", file=sys.stderr)
+        print(f"✘ {what} was rejected ({len(violations)} problems):", file=sys.stderr)
         for v in violations:
             print(f"  {v.field.removeprefix('files[').removesuffix(']')}: {v.description}", file=sys.stderr)
         return 1
