@@ -14,7 +14,13 @@ from typing import Any
 from sqlalchemy import Row, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.kit.db import insert_ignoring_duplicates, is_postgres, stored_utc, stored_utc_required
+from services.kit.db import (
+    insert_ignoring_duplicates,
+    is_postgres,
+    read_as_of_one_moment,
+    stored_utc,
+    stored_utc_required,
+)
 from services.notify.adapters import tables as t
 from services.notify.application.ports import (
     DeliveryAttempt,
@@ -227,6 +233,7 @@ class SqlDeliveryStore:
 
     async def get(self, notification_id: str) -> Notification | None:
         async with self._engine.connect() as conn:
+            await read_as_of_one_moment(conn)  # the notification and its attempt log agree
             row = (await conn.execute(_columns().where(n.c.notification_id == notification_id))).first()
             if row is None:
                 return None
@@ -260,6 +267,7 @@ class SqlDeliveryStore:
             _columns().where(*conditions).order_by(n.c.created_at.desc(), n.c.notification_id.desc()).limit(query.limit)
         )
         async with self._engine.connect() as conn:
+            await read_as_of_one_moment(conn)  # the notifications and their attempt logs agree
             rows = (await conn.execute(statement)).all()
             return await _with_attempts(conn, rows)
 
