@@ -101,7 +101,7 @@ async def test_bad_requests_are_refused_naming_the_field(
 ) -> None:
     error = await failure(stub.ListNotifications(pb.ListNotificationsRequest(), metadata=auth()))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert violations(error) == ["ticket_number", "recipient"]
+    assert violations(error) == ["ticket_number", "recipient", "statuses"]
     error = await failure(
         stub.ListNotifications(
             pb.ListNotificationsRequest(ticket_number=ticket.number, page_token="x"), metadata=auth()

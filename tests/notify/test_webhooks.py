@@ -112,6 +112,12 @@ async def test_a_busy_robot_is_retried_with_backoff_then_dead_then_sent_on_reque
     assert not notice.HasField("next_attempt_at")
     assert [a.succeeded for a in notice.attempt_log] == [False, False, False]
     assert sample(notify, "notifications_dead_total", "webhook") == 1
+    # An operator finds every dead notice of the organisation without knowing the tickets.
+    dead = await stub.ListNotifications(
+        pb.ListNotificationsRequest(statuses=[pb.DELIVERY_STATUS_DEAD]), metadata=auth("lead-1", roles=("team_lead",))
+    )
+    assert notice.notification_id in [n.notification_id for n in dead.notifications]
+    assert {n.status for n in dead.notifications} == {pb.DELIVERY_STATUS_DEAD}
 
     clock.advance(timedelta(days=1))  # dead stays dead
     await quiet(http, 3)

@@ -59,6 +59,7 @@ notifications = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Index("ix_notify_notifications_due", "channel", "next_attempt_at"),
+    Index("ix_notify_notifications_org_status", "organization", "status", "created_at"),
 )
 
 attempts = Table(

@@ -41,13 +41,9 @@ def scoped(principal: Principal, query: NotificationQuery) -> NotificationQuery:
             after=query.after,
             limit=query.limit,
         )
-    if not query.ticket_number and not query.recipient:
-        raise InvalidRequest(
-            [
-                FieldViolation("ticket_number", "give a ticket number or a recipient (or both)"),
-                FieldViolation("recipient", "give a ticket number or a recipient (or both)"),
-            ]
-        )
+    if not query.ticket_number and not query.recipient and not query.statuses:
+        says = "give a ticket number, a recipient or statuses (e.g. DELIVERY_STATUS_DEAD)"
+        raise InvalidRequest([FieldViolation(name, says) for name in ("ticket_number", "recipient", "statuses")])
     return query
 
 

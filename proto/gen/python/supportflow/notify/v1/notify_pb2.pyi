@@ -182,7 +182,10 @@ class ListNotificationsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     organization: _builtins.str
     ticket_number: _builtins.str
-    """At least one of ticket_number and recipient."""
+    """At least one of ticket_number, recipient and statuses: statuses alone lists the
+    organisation's notifications in those states, e.g. every DEAD one to send again once the
+    cause (a webhook's URL, a mailbox) is fixed. Newest first.
+    """
     recipient: _builtins.str
     channel: Global___Channel.ValueType
     page_size: _builtins.int
