@@ -8,6 +8,8 @@
     supportflow process deploy bpmn/ --org acme       deploy it as the organisation's next version
     supportflow incidents [--org acme]                the tickets whose process stopped at failed code
     supportflow incidents resolve TICKET INCIDENT --set name=value   run the failed step again
+    supportflow notices [--org acme]                  the notifications that gave up, with why
+    supportflow notices retry --all-dead              send them again once the cause is fixed
 
 The launcher starts each service as its own OS process (`python -m services.<name>`); it imports
 no service code.
@@ -214,6 +216,16 @@ def cmd_incidents(ns: argparse.Namespace) -> int:
     return run(ns)
 
 
+def cmd_notices(ns: argparse.Namespace) -> int:
+    from services.notices_cli import run  # gRPC client only: no service code
+
+    if ns.action == "retry" and not (ns.ids or ns.all_dead):
+        raise SystemExit("supportflow notices retry: name the notifications (IDs) or give --all-dead")
+    if ns.action == "list" and ns.ids:
+        raise SystemExit("supportflow notices: IDs go with `retry`")
+    return run(ns)
+
+
 def cmd_demo(ns: argparse.Namespace) -> int:
     from services.demo.desk import Endpoints  # gRPC client only: no service code
     from services.demo.run import Options, run
@@ -288,6 +300,19 @@ def main(argv: list[str] | None = None) -> int:
         help="a team_lead or process_admin token (default: $SUPPORTFLOW_TOKEN, else a dev token)",
     )
     inc.set_defaults(func=cmd_incidents)
+    notes = sub.add_parser("notices", help="list the notifications that gave up, or send them again")
+    notes.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
+    notes.add_argument("ids", nargs="*", default=[], help="retry: the notification ids (as listed)")
+    notes.add_argument("--all-dead", action="store_true", help="retry: every dead notification of the organisation")
+    notes.add_argument("--status", choices=["dead", "retrying", "pending"], default="dead", help="list: which ones")
+    notes.add_argument("--org", default="acme")
+    notes.add_argument("--address", default="127.0.0.1:50053", help="the notify service")
+    notes.add_argument(
+        "--token",
+        default=os.environ.get("SUPPORTFLOW_TOKEN", ""),
+        help="an agent's or team lead's token (default: $SUPPORTFLOW_TOKEN, else a dev token)",
+    )
+    notes.set_defaults(func=cmd_notices)
     mig = sub.add_parser("migrate", help="apply a service's database migrations")
     mig.add_argument("service", choices=[s for s, _ in SERVICES])
     mig.set_defaults(func=cmd_migrate)
