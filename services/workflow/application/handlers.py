@@ -440,16 +440,18 @@ async def _task_and_instance(uow: UnitOfWork, principal: Principal, task_id: str
     return task, instance
 
 
-async def claim_task(deps: WorkflowDeps, principal: Principal, task_id: str) -> WorkTask:
+async def claim_task(deps: WorkflowDeps, principal: Principal, task_id: str, assignee: str = "") -> WorkTask:
+    """The caller claims the task, or a team lead gives it to `assignee`."""
     async with deps.uow() as uow:
         task, instance = await _task_and_instance(uow, principal, task_id)
-        claimed = task.claim(worker_of(principal))
+        claimed = task.claim(worker_of(principal), for_subject=assignee)
         await uow.tasks.save(claimed)
         now = deps.clock.now()
         actor = Actor(principal.subject, principal.primary_role)
+        detail = task.name if claimed.assignee == principal.subject else f"{task.name} → {claimed.assignee}"
         await uow.history.add(
             task.ticket_number,
-            [HistoryEntry(now, actor.subject, actor.role, "task.claimed", task.element_id, task.name)],
+            [HistoryEntry(now, actor.subject, actor.role, "task.claimed", task.element_id, detail)],
         )
         _announce(uow, instance, actor, now, [an.TaskClaimed(claimed)])
         await uow.commit()

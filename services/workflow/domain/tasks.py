@@ -14,6 +14,7 @@ from services.workflow.domain.errors import (
     FourEyesViolation,
     InvalidRequest,
     NotACandidate,
+    NotAllowed,
     TaskAlreadyCompleted,
     TaskNotOpen,
 )
@@ -91,17 +92,22 @@ class WorkTask:
         if taken and worker.roles.isdisjoint(SUPERVISOR_ROLES):
             raise TaskNotOpen(f"task {self.task_id} ({self.name}) is claimed by {self.assignee}")
 
-    def claim(self, worker: Worker) -> WorkTask:
+    def claim(self, worker: Worker, *, for_subject: str = "") -> WorkTask:
+        """The task claimed by `worker`, or — a team lead dispatching work — for `for_subject`
+        (whose groups are the lead's to know)."""
         self._require_open_for(worker, "claiming")
-        self._check_four_eyes(worker, self.excluded_subjects)
-        return replace(self, state=TaskState.CLAIMED, assignee=worker.subject)
+        assignee = for_subject or worker.subject
+        if assignee != worker.subject and worker.roles.isdisjoint(SUPERVISOR_ROLES):
+            raise NotAllowed(f"only a team lead gives a task to someone else ({worker.subject} asked for {assignee})")
+        self._check_four_eyes(assignee, self.excluded_subjects)
+        return replace(self, state=TaskState.CLAIMED, assignee=assignee)
 
     def complete(
         self, worker: Worker, variables: Mapping[str, Any], excluded: Collection[str], now: datetime
     ) -> tuple[WorkTask, dict[str, Any]]:
         """`excluded`: who performed the tasks this one may not be completed by (four-eyes)."""
         self._require_open_for(worker, "completing")
-        self._check_four_eyes(worker, excluded)
+        self._check_four_eyes(worker.subject, excluded)
         cleaned = validate_form(self.form, variables)
         done = replace(
             self,
@@ -114,11 +120,11 @@ class WorkTask:
         )
         return done, cleaned
 
-    def _check_four_eyes(self, worker: Worker, excluded: Collection[str]) -> None:
-        if worker.subject in excluded:
+    def _check_four_eyes(self, subject: str, excluded: Collection[str]) -> None:
+        if subject in excluded:
             steps = ", ".join(self.exclude_performers_of)
             raise FourEyesViolation(
-                f"{worker.subject} performed {steps} for ticket {self.ticket_number} and so may not "
+                f"{subject} performed {steps} for ticket {self.ticket_number} and so may not "
                 f"complete {self.name}: four-eyes principle, another person must do it"
             )
 

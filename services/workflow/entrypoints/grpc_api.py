@@ -121,7 +121,8 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         return pb.ListTasksResponse(tasks=[tr.task_pb(t) for t in found], next_page_token=token)
 
     async def ClaimTask(self, request: pb.ClaimTaskRequest, context: Context) -> pb.Task:
-        return tr.task_pb(await handlers.claim_task(self._deps, current_principal(), request.task_id))
+        claimed = await handlers.claim_task(self._deps, current_principal(), request.task_id, request.assignee)
+        return tr.task_pb(claimed)
 
     async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Context) -> pb.Task:
         variables = tr.from_struct(request.variables)

@@ -120,7 +120,8 @@ class WorkflowServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ClaimTask(self, request, context):
-        """Assigns an open task to the caller (or to `assignee`, for team leads).
+        """Assigns an open task to the caller, or — team leads dispatching work — to `assignee`
+        (PERMISSION_DENIED for anyone else; FAILED_PRECONDITION when the four-eyes rule excludes them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -45,7 +45,9 @@ class WorkflowServiceStub:
     ListTasks: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ListTasksRequest, _workflow_pb2.ListTasksResponse]
     """The work list."""
     ClaimTask: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.ClaimTaskRequest, _workflow_pb2.Task]
-    """Assigns an open task to the caller (or to `assignee`, for team leads)."""
+    """Assigns an open task to the caller, or — team leads dispatching work — to `assignee`
+    (PERMISSION_DENIED for anyone else; FAILED_PRECONDITION when the four-eyes rule excludes them).
+    """
     CompleteTask: _grpc.UnaryUnaryMultiCallable[_workflow_pb2.CompleteTaskRequest, _workflow_pb2.Task]
     """Completes a task with form variables. A second completion is FAILED_PRECONDITION
     ("already completed") and changes nothing; the four-eyes rule is FAILED_PRECONDITION;
@@ -85,7 +87,9 @@ class WorkflowServiceAsyncStub(WorkflowServiceStub):
     ListTasks: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ListTasksRequest, _workflow_pb2.ListTasksResponse]  # type: ignore[assignment]
     """The work list."""
     ClaimTask: _aio.UnaryUnaryMultiCallable[_workflow_pb2.ClaimTaskRequest, _workflow_pb2.Task]  # type: ignore[assignment]
-    """Assigns an open task to the caller (or to `assignee`, for team leads)."""
+    """Assigns an open task to the caller, or — team leads dispatching work — to `assignee`
+    (PERMISSION_DENIED for anyone else; FAILED_PRECONDITION when the four-eyes rule excludes them).
+    """
     CompleteTask: _aio.UnaryUnaryMultiCallable[_workflow_pb2.CompleteTaskRequest, _workflow_pb2.Task]  # type: ignore[assignment]
     """Completes a task with form variables. A second completion is FAILED_PRECONDITION
     ("already completed") and changes nothing; the four-eyes rule is FAILED_PRECONDITION;
@@ -152,7 +156,9 @@ class WorkflowServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _workflow_pb2.ClaimTaskRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_workflow_pb2.Task, _abc.Awaitable[_workflow_pb2.Task]]:
-        """Assigns an open task to the caller (or to `assignee`, for team leads)."""
+        """Assigns an open task to the caller, or — team leads dispatching work — to `assignee`
+        (PERMISSION_DENIED for anyone else; FAILED_PRECONDITION when the four-eyes rule excludes them).
+        """
 
     @_abc_1.abstractmethod
     def CompleteTask(

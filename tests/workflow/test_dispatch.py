@@ -1,0 +1,85 @@
+"""A team lead dispatches work: ClaimTask with `assignee` gives an open (or claimed) task to a
+member of the team, who then works on it as if they had claimed it; the history names who gave it
+to whom. Nobody else hands out tasks, and the four-eyes rule holds for whoever gets one."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+import grpc
+import pytest
+from google.protobuf.struct_pb2 import Struct
+from nats.aio.client import Client
+from supportflow.workflow.v1 import workflow_pb2 as pb
+from supportflow.workflow.v1 import workflow_pb2_grpc
+
+from tests.workflow.conftest import auth, token
+from tests.workflow.intake_side import submit, ticket_number
+from tests.workflow.test_deployments import AGENT, LEAD, bundle, deploy, first_task
+
+Stub = workflow_pb2_grpc.WorkflowServiceStub
+COLLEAGUE = auth(token("agent-2", groups=("tier1",)))
+REVIEWER = auth(token("agent-3", groups=("reviewer",)))
+
+
+def struct(**values: object) -> Struct:
+    s = Struct()
+    s.update(values)
+    return s
+
+
+async def refused(call: Awaitable[object]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    return error.value
+
+
+async def test_a_lead_gives_a_task_to_an_agent_who_then_works_on_it(stub: Stub, nc: Client) -> None:
+    await deploy(stub, bundle())
+    number = ticket_number()
+    await submit(nc, number)
+    task = await first_task(stub, number)
+    assert task.element_id == "Task_Handle"
+
+    given = await stub.ClaimTask(pb.ClaimTaskRequest(task_id=task.task_id, assignee="agent-2"), metadata=LEAD)
+    assert (given.state, given.assignee) == (pb.TASK_STATE_CLAIMED, "agent-2")
+    mine = await stub.ListTasks(pb.ListTasksRequest(assignee="agent-2", ticket_number=number), metadata=COLLEAGUE)
+    assert [t.task_id for t in mine.tasks] == [task.task_id]
+
+    # Another member of the group may not take it over; an agent may not hand it on.
+    taken = await refused(stub.CompleteTask(pb.CompleteTaskRequest(task_id=task.task_id), metadata=AGENT))
+    assert taken.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "claimed by agent-2" in (taken.details() or "")
+    handing = await refused(
+        stub.ClaimTask(pb.ClaimTaskRequest(task_id=task.task_id, assignee="agent-1"), metadata=COLLEAGUE)
+    )
+    assert handing.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "only a team lead" in (handing.details() or "")
+
+    done = await stub.CompleteTask(
+        pb.CompleteTaskRequest(task_id=task.task_id, variables=struct(cause="disk full")), metadata=COLLEAGUE
+    )
+    assert (done.state, done.completed_by) == (pb.TASK_STATE_COMPLETED, "agent-2")
+    instance = await stub.GetProcessInstance(pb.GetProcessInstanceRequest(ticket_number=number), metadata=LEAD)
+    claims = [(h.actor.subject, h.detail) for h in instance.history if h.action == "task.claimed"]
+    assert claims == [("lead-1", f"{task.name} → agent-2")]
+
+    # The review excludes whoever handled the ticket: the lead cannot give it to them either.
+    review = await first_review(stub, number)
+    excluded = await refused(
+        stub.ClaimTask(pb.ClaimTaskRequest(task_id=review.task_id, assignee="agent-2"), metadata=LEAD)
+    )
+    assert excluded.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "four-eyes" in (excluded.details() or "")
+    reviewer = await stub.ClaimTask(pb.ClaimTaskRequest(task_id=review.task_id, assignee="agent-3"), metadata=LEAD)
+    assert reviewer.assignee == "agent-3"
+    approved = await stub.CompleteTask(
+        pb.CompleteTaskRequest(task_id=review.task_id, variables=struct(approved=True)), metadata=REVIEWER
+    )
+    assert approved.completed_by == "agent-3"
+
+
+async def first_review(stub: Stub, number: str) -> pb.Task:
+    found = await stub.ListTasks(pb.ListTasksRequest(ticket_number=number, states=[pb.TASK_STATE_OPEN]), metadata=LEAD)
+    [review] = [t for t in found.tasks if t.element_id == "Task_Review"]
+    return review
