@@ -1,6 +1,7 @@
-"""A team lead dispatches work: ClaimTask with `assignee` gives an open (or claimed) task to a
-member of the team, who then works on it as if they had claimed it; the history names who gave it
-to whom. Nobody else hands out tasks, and the four-eyes rule holds for whoever gets one."""
+"""Work on tasks as people do it: a team lead dispatches (ClaimTask with `assignee` gives an open
+or claimed task to a member of the team, who then works on it as if they had claimed it; nobody
+else hands out tasks, and the four-eyes rule holds for whoever gets one), and a completion whose
+answer was lost is sent again safely (CompleteTask's `request_id`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Awaitable
 import grpc
 import pytest
 from google.protobuf.struct_pb2 import Struct
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from nats.aio.client import Client
 from supportflow.workflow.v1 import workflow_pb2 as pb
 from supportflow.workflow.v1 import workflow_pb2_grpc
@@ -83,3 +86,38 @@ async def first_review(stub: Stub, number: str) -> pb.Task:
     found = await stub.ListTasks(pb.ListTasksRequest(ticket_number=number, states=[pb.TASK_STATE_OPEN]), metadata=LEAD)
     [review] = [t for t in found.tasks if t.element_id == "Task_Review"]
     return review
+
+
+async def test_a_completion_sent_again_gets_the_same_answer_and_happens_once(stub: Stub, nc: Client) -> None:
+    """A portal whose CompleteTask answer was lost sends it again with the same request id."""
+    await deploy(stub, bundle())
+    number = ticket_number()
+    await submit(nc, number)
+    task = await first_task(stub, number)
+    request = pb.CompleteTaskRequest(task_id=task.task_id, variables=struct(cause="disk full"), request_id="r-1")
+
+    first = await stub.CompleteTask(request, metadata=AGENT)
+    again = await stub.CompleteTask(request, metadata=AGENT)
+    assert again == first
+    instance = await stub.GetProcessInstance(pb.GetProcessInstanceRequest(ticket_number=number), metadata=LEAD)
+    assert [h.element_id for h in instance.history if h.action == "task.completed"] == ["Task_Handle"]
+
+    other_values = pb.CompleteTaskRequest(task_id=task.task_id, variables=struct(cause="a virus"), request_id="r-1")
+    mismatch = await refused(stub.CompleteTask(other_values, metadata=AGENT))
+    assert mismatch.code() == grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(mismatch)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    assert [v.field for v in bad.field_violations] == ["request_id"]
+    # Without the request id (or with another one) it is a second completion: refused.
+    for second in (
+        pb.CompleteTaskRequest(task_id=task.task_id, variables=struct(cause="disk full")),
+        pb.CompleteTaskRequest(task_id=task.task_id, variables=struct(cause="disk full"), request_id="r-2"),
+    ):
+        twice = await refused(stub.CompleteTask(second, metadata=AGENT))
+        assert twice.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "already completed" in (twice.details() or "")
+    # Nor is it someone else's to repeat.
+    replayed_by_other = await refused(stub.CompleteTask(request, metadata=COLLEAGUE))
+    assert replayed_by_other.code() == grpc.StatusCode.FAILED_PRECONDITION

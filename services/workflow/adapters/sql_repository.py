@@ -351,6 +351,7 @@ def _task_row(task: WorkTask) -> dict[str, Any]:
         "completed_at": task.completed_at,
         "completed_by": task.completed_by,
         "result": dict(task.result) if task.result is not None else None,
+        "completion_request_id": task.completion_request_id,
     }
 
 
@@ -374,6 +375,7 @@ def _task(row: Row[Any]) -> WorkTask:
         completed_at=stored_utc(m["completed_at"]),
         completed_by=m["completed_by"],
         result=m["result"],
+        completion_request_id=m["completion_request_id"],
     )
 
 

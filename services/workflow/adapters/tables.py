@@ -92,6 +92,7 @@ tasks = Table(
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("completed_by", String(200), nullable=True),
     Column("result", JSON, nullable=True),
+    Column("completion_request_id", String(200), nullable=False, server_default=""),
     Index("ix_workflow_tasks_org_state", "organization", "state", "created_at"),
 )
 

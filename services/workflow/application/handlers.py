@@ -459,12 +459,18 @@ async def claim_task(deps: WorkflowDeps, principal: Principal, task_id: str, ass
 
 
 async def complete_task(
-    deps: WorkflowDeps, principal: Principal, task_id: str, variables: Mapping[str, Any]
+    deps: WorkflowDeps, principal: Principal, task_id: str, variables: Mapping[str, Any], request_id: str = ""
 ) -> WorkTask:
+    """Complete the task with its form's values; `request_id` makes a retry of the same request
+    answer as the first did, completing nothing twice."""
     async with deps.uow() as uow:
+        seen = await uow.tasks.get(task_id)
+        worker = worker_of(principal)
+        if seen is not None and seen.organization == principal.org and seen.is_retry(worker, variables, request_id):
+            return seen
         task, instance = await _task_and_instance(uow, principal, task_id)
         excluded = await uow.tasks.performers(task.ticket_number, task.exclude_performers_of)
-        done, cleaned = task.complete(worker_of(principal), variables, excluded, deps.clock.now())
+        done, cleaned = task.complete(worker, variables, excluded, deps.clock.now(), request_id)
         await uow.tasks.save(done)
         actor, now = Actor(principal.subject, principal.primary_role), deps.clock.now()
         history = [HistoryEntry(now, actor.subject, actor.role, "task.completed", task.element_id, task.name)]

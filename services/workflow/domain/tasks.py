@@ -69,6 +69,8 @@ class WorkTask:
     completed_at: datetime | None = None
     completed_by: str | None = None
     result: Mapping[str, Any] | None = None
+    #: The CompleteTask request that completed it ("": none given); its retry gets the same answer.
+    completion_request_id: str = ""
 
     def may_work_on(self, worker: Worker) -> bool:
         return (
@@ -103,7 +105,12 @@ class WorkTask:
         return replace(self, state=TaskState.CLAIMED, assignee=assignee)
 
     def complete(
-        self, worker: Worker, variables: Mapping[str, Any], excluded: Collection[str], now: datetime
+        self,
+        worker: Worker,
+        variables: Mapping[str, Any],
+        excluded: Collection[str],
+        now: datetime,
+        request_id: str = "",
     ) -> tuple[WorkTask, dict[str, Any]]:
         """`excluded`: who performed the tasks this one may not be completed by (four-eyes)."""
         self._require_open_for(worker, "completing")
@@ -117,8 +124,23 @@ class WorkTask:
             completed_by=worker.subject,
             result=cleaned,
             excluded_subjects=tuple(sorted(set(excluded))),
+            completion_request_id=request_id,
         )
         return done, cleaned
+
+    def is_retry(self, worker: Worker, variables: Mapping[str, Any], request_id: str) -> bool:
+        """True when this completion is `worker` sending again the request that completed the task
+        (e.g. after a lost answer): it gets the same answer, and nothing happens twice. The same
+        request id with other values is refused."""
+        if not request_id or self.state is not TaskState.COMPLETED or self.completion_request_id != request_id:
+            return False
+        if self.completed_by != worker.subject:
+            return False
+        if validate_form(self.form, variables) != dict(self.result or {}):
+            raise InvalidRequest(
+                [FieldViolation("request_id", f"completed task {self.task_id} with other values: use a new request id")]
+            )
+        return True
 
     def _check_four_eyes(self, subject: str, excluded: Collection[str]) -> None:
         if subject in excluded:

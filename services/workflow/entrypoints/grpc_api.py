@@ -126,7 +126,10 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
 
     async def CompleteTask(self, request: pb.CompleteTaskRequest, context: Context) -> pb.Task:
         variables = tr.from_struct(request.variables)
-        return tr.task_pb(await handlers.complete_task(self._deps, current_principal(), request.task_id, variables))
+        done = await handlers.complete_task(
+            self._deps, current_principal(), request.task_id, variables, request.request_id
+        )
+        return tr.task_pb(done)
 
     async def CorrelateMessage(
         self, request: pb.CorrelateMessageRequest, context: Context

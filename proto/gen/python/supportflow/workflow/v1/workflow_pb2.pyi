@@ -868,6 +868,10 @@ class CompleteTaskRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     task_id: _builtins.str
     request_id: _builtins.str
+    """Makes a retry safe: the same caller sending the same request again (its answer lost) gets the
+    completed task back instead of "already completed"; the same id with other values is
+    INVALID_ARGUMENT on request_id.
+    """
     @_builtins.property
     def variables(self) -> _struct_pb2.Struct:
         """Form values, checked against the task's form."""
