@@ -50,8 +50,8 @@ class NotifyServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def ListNotifications(self, request, context):
-        """Notifications by ticket or recipient, newest first, with delivery status and attempts.
-        Requesters see only their own in-app notices.
+        """Notifications by ticket, recipient or status, newest first, with delivery status and
+        attempts. Requesters see only their own in-app notices.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

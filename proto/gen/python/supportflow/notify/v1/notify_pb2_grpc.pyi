@@ -34,8 +34,8 @@ class NotifyServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> NotifyServiceAsyncStub: ...
     ListNotifications: _grpc.UnaryUnaryMultiCallable[_notify_pb2.ListNotificationsRequest, _notify_pb2.ListNotificationsResponse]
-    """Notifications by ticket or recipient, newest first, with delivery status and attempts.
-    Requesters see only their own in-app notices.
+    """Notifications by ticket, recipient or status, newest first, with delivery status and
+    attempts. Requesters see only their own in-app notices.
     """
     RetryNotification: _grpc.UnaryUnaryMultiCallable[_notify_pb2.RetryNotificationRequest, _notify_pb2.Notification]
     """Sends a dead (or failed) notification again, resetting its attempts."""
@@ -44,8 +44,8 @@ class NotifyServiceStub:
 class NotifyServiceAsyncStub(NotifyServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListNotifications: _aio.UnaryUnaryMultiCallable[_notify_pb2.ListNotificationsRequest, _notify_pb2.ListNotificationsResponse]  # type: ignore[assignment]
-    """Notifications by ticket or recipient, newest first, with delivery status and attempts.
-    Requesters see only their own in-app notices.
+    """Notifications by ticket, recipient or status, newest first, with delivery status and
+    attempts. Requesters see only their own in-app notices.
     """
     RetryNotification: _aio.UnaryUnaryMultiCallable[_notify_pb2.RetryNotificationRequest, _notify_pb2.Notification]  # type: ignore[assignment]
     """Sends a dead (or failed) notification again, resetting its attempts."""
@@ -57,8 +57,8 @@ class NotifyServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _notify_pb2.ListNotificationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_notify_pb2.ListNotificationsResponse, _abc.Awaitable[_notify_pb2.ListNotificationsResponse]]:
-        """Notifications by ticket or recipient, newest first, with delivery status and attempts.
-        Requesters see only their own in-app notices.
+        """Notifications by ticket, recipient or status, newest first, with delivery status and
+        attempts. Requesters see only their own in-app notices.
         """
 
     @_abc_1.abstractmethod
