@@ -72,6 +72,7 @@ async def submit(
     impact_scope: str = "department",
     vip: bool = False,
     title: str = "ERP client crashes on export",
+    org: str = "acme",
 ) -> events_pb2.Event:
     return await publish(
         nc,
@@ -86,6 +87,7 @@ async def submit(
             info_incomplete=bool(missing),
             missing_info=missing,
         ),
+        org=org,
     )
 
 

@@ -14,25 +14,29 @@ from supportflow.workflow.v1 import workflow_pb2_grpc
 from services.incidents_cli import parse_assignment, run
 from services.workflow.bootstrap import Workflow
 from tests.workflow.conftest import token
-from tests.workflow.test_incidents import stopped_at_reopening
+from tests.workflow.intake_side import ticket_number
+from tests.workflow.own_org import ADMIN_TOKEN, ORG, deploy, instance, stopped_at_reopening
+from tests.workflow.test_deployments import bundle
+from tests.workflow.test_incidents import NEEDS_ESTIMATE
 
-ADMIN = token("admin-1", roles=("process_admin",))
 
-
-def args(workflow: Workflow, action: str = "list", *, tok: str = ADMIN, **more: object) -> argparse.Namespace:
+def args(workflow: Workflow, action: str = "list", *, tok: str = ADMIN_TOKEN, **more: object) -> argparse.Namespace:
+    """In an organisation of the tests' own (own_org.py): its lists are exactly this test's."""
     values: dict[str, object] = {"ticket": "", "incident": "", "set": [], "comment": "", **more}
-    return argparse.Namespace(action=action, org="acme", address=f"127.0.0.1:{workflow.host.port}", token=tok, **values)
+    return argparse.Namespace(action=action, org=ORG, address=f"127.0.0.1:{workflow.host.port}", token=tok, **values)
 
 
 async def test_list_then_resolve_with_the_missing_value(
     workflow: Workflow, stub: workflow_pb2_grpc.WorkflowServiceStub, nc: Client, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    number, state = await stopped_at_reopening(stub, nc)
-    [incident] = (await state()).incidents
+    await deploy(stub, bundle(**{"mini.bpmn": NEEDS_ESTIMATE}))
+    number = ticket_number()
+    await stopped_at_reopening(stub, nc, number)
+    [incident] = (await instance(stub, number)).incidents
 
     assert await asyncio.to_thread(run, args(workflow)) == 0
     out = capsys.readouterr().out
-    assert "1 ticket(s) of acme stopped at an incident" in out
+    assert f"1 ticket(s) of {ORG} stopped at an incident" in out
     assert number in out
     assert f"incident {incident.incident_id} at Script_Reopen" in out
     assert "rework_estimate" in out  # what failed, in the engine's words
@@ -42,7 +46,7 @@ async def test_list_then_resolve_with_the_missing_value(
     assert await asyncio.to_thread(run, again) == 1
     err = capsys.readouterr().err
     assert "the step failed again" in err
-    [second] = [x for x in (await state()).incidents if not x.resolved]
+    [second] = [x for x in (await instance(stub, number)).incidents if not x.resolved]
     assert f"incident {second.incident_id} at Script_Reopen" in err
 
     fixed = args(
@@ -55,12 +59,12 @@ async def test_list_then_resolve_with_the_missing_value(
     )
     assert await asyncio.to_thread(run, fixed) == 0
     assert f"incident {second.incident_id} resolved; the process is running" in capsys.readouterr().out
-    after = await state()
+    after = await instance(stub, number)
     assert after.variables["rework_hours"] == 4
     assert any(h.detail == "estimate from the requester's call; set rework_estimate" for h in after.history)
 
     assert await asyncio.to_thread(run, args(workflow)) == 0
-    assert "no ticket of acme is stopped at an incident" in capsys.readouterr().out
+    assert f"no ticket of {ORG} is stopped at an incident" in capsys.readouterr().out
 
 
 async def test_an_agent_is_told_it_may_not(workflow: Workflow, capsys: pytest.CaptureFixture[str]) -> None:
