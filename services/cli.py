@@ -247,6 +247,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _client_options(parser: argparse.ArgumentParser, service: str, whose: str) -> None:
+    """--org, --address and --token of a command that calls the running `service`."""
+    parser.add_argument("--org", default="acme")
+    parser.add_argument("--address", default=f"127.0.0.1:{dict(SERVICES)[service]}", help=f"the {service} service")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("SUPPORTFLOW_TOKEN", ""),
+        help=f"{whose} bearer token (default: $SUPPORTFLOW_TOKEN, else a development token)",
+    )
+
+
 def cmd_migrate(ns: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", f"services.{ns.service}", "migrate"])
 
@@ -279,11 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     proc = sub.add_parser("process", help="validate or deploy a process bundle (a folder like bpmn/)")
     proc.add_argument("action", choices=["validate", "deploy"])
     proc.add_argument("folder", type=Path)
-    proc.add_argument("--org", default="acme")
-    proc.add_argument("--address", default="127.0.0.1:50052", help="the workflow service")
     proc.add_argument("--description", default="")
-    proc.add_argument("--token", default=os.environ.get("SUPPORTFLOW_TOKEN", ""),
-                      help="a process_admin bearer token (default: $SUPPORTFLOW_TOKEN, else a dev token)")  # fmt: skip
+    _client_options(proc, "workflow", "a process_admin's")
     proc.set_defaults(func=cmd_process)
     inc = sub.add_parser("incidents", help="list the tickets stopped at an incident, or resolve one")
     inc.add_argument("action", nargs="?", choices=["list", "resolve"], default="list")
@@ -292,26 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     inc.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="resolve: a process variable for the step (JSON value or text); repeatable")  # fmt: skip
     inc.add_argument("--comment", default="", help="resolve: why, for the instance's history")
-    inc.add_argument("--org", default="acme")
-    inc.add_argument("--address", default="127.0.0.1:50052", help="the workflow service")
-    inc.add_argument(
-        "--token",
-        default=os.environ.get("SUPPORTFLOW_TOKEN", ""),
-        help="a team_lead or process_admin token (default: $SUPPORTFLOW_TOKEN, else a dev token)",
-    )
+    _client_options(inc, "workflow", "a team lead's or process admin's")
     inc.set_defaults(func=cmd_incidents)
     notes = sub.add_parser("notices", help="list the notifications that gave up, or send them again")
     notes.add_argument("action", nargs="?", choices=["list", "retry"], default="list")
     notes.add_argument("ids", nargs="*", default=[], help="retry: the notification ids (as listed)")
     notes.add_argument("--all-dead", action="store_true", help="retry: every dead notification of the organisation")
     notes.add_argument("--status", choices=["dead", "retrying", "pending"], default="dead", help="list: which ones")
-    notes.add_argument("--org", default="acme")
-    notes.add_argument("--address", default="127.0.0.1:50053", help="the notify service")
-    notes.add_argument(
-        "--token",
-        default=os.environ.get("SUPPORTFLOW_TOKEN", ""),
-        help="an agent's or team lead's token (default: $SUPPORTFLOW_TOKEN, else a dev token)",
-    )
+    _client_options(notes, "notify", "an agent's or team lead's")
     notes.set_defaults(func=cmd_notices)
     mig = sub.add_parser("migrate", help="apply a service's database migrations")
     mig.add_argument("service", choices=[s for s, _ in SERVICES])

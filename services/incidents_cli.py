@@ -15,14 +15,11 @@ import grpc
 from google.protobuf.struct_pb2 import Struct
 from supportflow.workflow.v1 import workflow_pb2, workflow_pb2_grpc
 
-from services.kit.auth import mint_token
-from services.kit.settings import DEV_JWT_SECRET
-from services.process_admin import report_error
+from services.cli_client import Metadata, bearer, report_error
 
 
 def run(ns: argparse.Namespace) -> int:
-    token = ns.token or mint_token(secret=DEV_JWT_SECRET, subject="process-admin", org=ns.org, roles=["process_admin"])
-    metadata = (("authorization", f"Bearer {token}"),)
+    metadata = bearer(ns.token, org=ns.org, subject="process-admin", roles=["process_admin"])
     with grpc.insecure_channel(ns.address) as channel:
         stub = workflow_pb2_grpc.WorkflowServiceStub(channel)
         try:
@@ -30,10 +27,10 @@ def run(ns: argparse.Namespace) -> int:
                 return _resolve(stub, metadata, ns)
             return _list(stub, metadata, ns.org)
         except grpc.RpcError as error:
-            return report_error(error, "the request")
+            return report_error(error, "the request", "workflow")
 
 
-def _list(stub: workflow_pb2_grpc.WorkflowServiceStub, metadata: Any, org: str) -> int:
+def _list(stub: workflow_pb2_grpc.WorkflowServiceStub, metadata: Metadata, org: str) -> int:
     request = workflow_pb2.ListProcessInstancesRequest(
         organization=org, states=[workflow_pb2.INSTANCE_STATE_INCIDENT], page_size=500
     )
@@ -59,7 +56,7 @@ def _list(stub: workflow_pb2_grpc.WorkflowServiceStub, metadata: Any, org: str) 
     return 0
 
 
-def _resolve(stub: workflow_pb2_grpc.WorkflowServiceStub, metadata: Any, ns: argparse.Namespace) -> int:
+def _resolve(stub: workflow_pb2_grpc.WorkflowServiceStub, metadata: Metadata, ns: argparse.Namespace) -> int:
     variables = Struct()
     variables.update(dict(parse_assignment(item) for item in ns.set))
     instance = stub.ResolveIncident(

@@ -13,9 +13,7 @@ from typing import Any
 import grpc
 from supportflow.notify.v1 import notify_pb2, notify_pb2_grpc
 
-from services.kit.auth import mint_token
-from services.kit.settings import DEV_JWT_SECRET
-from services.process_admin import report_error
+from services.cli_client import Metadata, bearer, report_error
 
 STATUSES = {
     "dead": notify_pb2.DELIVERY_STATUS_DEAD,
@@ -25,8 +23,7 @@ STATUSES = {
 
 
 def run(ns: argparse.Namespace) -> int:
-    token = ns.token or mint_token(secret=DEV_JWT_SECRET, subject="team-lead", org=ns.org, roles=["team_lead"])
-    metadata = (("authorization", f"Bearer {token}"),)
+    metadata = bearer(ns.token, org=ns.org, subject="team-lead", roles=["team_lead"])
     with grpc.insecure_channel(ns.address) as channel:
         stub = notify_pb2_grpc.NotifyServiceStub(channel)
         try:
@@ -34,10 +31,10 @@ def run(ns: argparse.Namespace) -> int:
                 return _retry(stub, metadata, ns)
             return _list(stub, metadata, ns.org, ns.status)
         except grpc.RpcError as error:
-            return report_error(error, "the request")
+            return report_error(error, "the request", "notify")
 
 
-def _notices(stub: notify_pb2_grpc.NotifyServiceStub, metadata: Any, org: str, status: str) -> list[Any]:
+def _notices(stub: notify_pb2_grpc.NotifyServiceStub, metadata: Metadata, org: str, status: str) -> list[Any]:
     request = notify_pb2.ListNotificationsRequest(organization=org, statuses=[STATUSES[status]], page_size=200)
     found: list[Any] = []
     while True:
@@ -48,7 +45,7 @@ def _notices(stub: notify_pb2_grpc.NotifyServiceStub, metadata: Any, org: str, s
         request.page_token = page.next_page_token
 
 
-def _list(stub: notify_pb2_grpc.NotifyServiceStub, metadata: Any, org: str, status: str) -> int:
+def _list(stub: notify_pb2_grpc.NotifyServiceStub, metadata: Metadata, org: str, status: str) -> int:
     found = _notices(stub, metadata, org, status)
     if not found:
         print(f"✔ no {status} notification in {org}")
@@ -63,7 +60,7 @@ def _list(stub: notify_pb2_grpc.NotifyServiceStub, metadata: Any, org: str, stat
     return 0
 
 
-def _retry(stub: notify_pb2_grpc.NotifyServiceStub, metadata: Any, ns: argparse.Namespace) -> int:
+def _retry(stub: notify_pb2_grpc.NotifyServiceStub, metadata: Metadata, ns: argparse.Namespace) -> int:
     ids = list(ns.ids) or [n.notification_id for n in _notices(stub, metadata, ns.org, "dead")]
     if not ids:
         print(f"✔ no dead notification in {ns.org}")

@@ -19,6 +19,7 @@ from tests.notify.conftest import MovableClock, token
 from tests.notify.sinks import HttpSink
 from tests.notify.stream_side import Ticket, publish, ticket_number, until
 from tests.notify.test_webhooks import OPERATIONS, REFUSED, ROBOT, robot_notice
+from tests.support.processes import free_port
 
 
 def args(notify: Notify, action: str = "list", *ids: str, all_dead: bool = False) -> argparse.Namespace:
@@ -65,3 +66,11 @@ async def test_dead_notices_are_listed_with_why_and_sent_again_once_fixed(
     # A notice that was sent is not sent again: said so, and the exit status says it.
     assert await asyncio.to_thread(run, args(notify, "retry", sent.notification_id)) == 1
     assert "only dead or retrying ones can be sent again" in capsys.readouterr().err
+
+
+def test_a_notify_service_that_is_not_running_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    nowhere = argparse.Namespace(
+        action="list", ids=[], all_dead=False, status="dead", org="acme", address=f"127.0.0.1:{free_port()}", token=""
+    )
+    assert run(nowhere) == 2
+    assert "the notify service is not reachable: start it with `./dev up` or pass --address" in capsys.readouterr().err

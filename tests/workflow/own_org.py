@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 
-from google.protobuf.struct_pb2 import Struct
 from nats.aio.client import Client
 from supportflow.events.v1 import events_pb2
 from supportflow.workflow.v1 import workflow_pb2 as pb
@@ -15,6 +14,7 @@ from supportflow.workflow.v1 import workflow_pb2_grpc
 
 from tests.workflow.conftest import auth, token
 from tests.workflow.intake_side import publish, submit, until
+from tests.workflow.test_incidents import struct
 
 Stub = workflow_pb2_grpc.WorkflowServiceStub
 ORG = f"own-{uuid.uuid4().hex[:8]}"
@@ -28,12 +28,6 @@ ADMIN_TOKEN = token("admin-1", org=ORG, roles=("process_admin", "agent"))
 ADMIN = auth(ADMIN_TOKEN)
 AGENT = member("agent-1", ("agent",), ("tier1",))
 LEAD = member("lead-1", ("team_lead", "agent"), ("reviewer", "tier1"))
-
-
-def struct(**values: object) -> Struct:
-    s = Struct()
-    s.update(values)
-    return s
 
 
 async def deploy(stub: Stub, files: list[pb.BundleFile]) -> int:

@@ -5,11 +5,7 @@ answer was lost is sent again safely (CompleteTask's `request_id`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-
 import grpc
-import pytest
-from google.protobuf.struct_pb2 import Struct
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from nats.aio.client import Client
@@ -19,22 +15,11 @@ from supportflow.workflow.v1 import workflow_pb2_grpc
 from tests.workflow.conftest import auth, token
 from tests.workflow.intake_side import submit, ticket_number
 from tests.workflow.test_deployments import AGENT, LEAD, bundle, deploy, first_task
+from tests.workflow.test_incidents import refused, struct
 
 Stub = workflow_pb2_grpc.WorkflowServiceStub
 COLLEAGUE = auth(token("agent-2", groups=("tier1",)))
 REVIEWER = auth(token("agent-3", groups=("reviewer",)))
-
-
-def struct(**values: object) -> Struct:
-    s = Struct()
-    s.update(values)
-    return s
-
-
-async def refused(call: Awaitable[object]) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as error:
-        await call
-    return error.value
 
 
 async def test_a_lead_gives_a_task_to_an_agent_who_then_works_on_it(stub: Stub, nc: Client) -> None:
