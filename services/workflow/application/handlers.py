@@ -463,11 +463,12 @@ async def complete_task(
 ) -> WorkTask:
     """Complete the task with its form's values; `request_id` makes a retry of the same request
     answer as the first did, completing nothing twice."""
+    worker = worker_of(principal)
     async with deps.uow() as uow:
-        seen = await uow.tasks.get(task_id)
-        worker = worker_of(principal)
-        if seen is not None and seen.organization == principal.org and seen.is_retry(worker, variables, request_id):
-            return seen
+        if request_id:  # a retry is answered from the task as it stands, before any lock is taken
+            seen = await uow.tasks.get(task_id)
+            if seen is not None and seen.organization == principal.org and seen.is_retry(worker, variables, request_id):
+                return seen
         task, instance = await _task_and_instance(uow, principal, task_id)
         excluded = await uow.tasks.performers(task.ticket_number, task.exclude_performers_of)
         done, cleaned = task.complete(worker, variables, excluded, deps.clock.now(), request_id)

@@ -96,7 +96,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
         )
         found = await handlers.list_instances(self._deps, principal, query)
         last = found[-1].instance if len(found) == size else None
-        token = tr.encode_page_token([last.started_at.isoformat(), last.ticket_number]) if last else ""
+        token = tr.encode_position(last.started_at, last.ticket_number) if last else ""
         now = self._now()
         return pb.ListProcessInstancesResponse(
             instances=[tr.instance_pb(view, now) for view in found], next_page_token=token
@@ -115,9 +115,7 @@ class WorkflowServicer(workflow_pb2_grpc.WorkflowServiceServicer):
             limit=size,
         )
         found = await handlers.list_tasks(self._deps, principal, query)
-        token = (
-            tr.encode_page_token([found[-1].created_at.isoformat(), found[-1].task_id]) if len(found) == size else ""
-        )
+        token = tr.encode_position(found[-1].created_at, found[-1].task_id) if len(found) == size else ""
         return pb.ListTasksResponse(tasks=[tr.task_pb(t) for t in found], next_page_token=token)
 
     async def ClaimTask(self, request: pb.ClaimTaskRequest, context: Context) -> pb.Task:

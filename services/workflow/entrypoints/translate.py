@@ -200,9 +200,13 @@ def decode_page_token(token: str) -> list[Any] | None:
     return values
 
 
+def encode_position(at: datetime, key: str) -> str:
+    """A page token for the rows after the one at (`at`, `key`): what `decode_position` reads."""
+    return encode_page_token([at.isoformat(), key])
+
+
 def decode_position(token: str) -> tuple[datetime, str] | None:
-    """The (time, id) of the last row of the previous page, from a token `encode_page_token` made
-    of them."""
+    """The (time, id) of the last row of the previous page, from an `encode_position` token."""
     values = decode_page_token(token)
     if values is None:
         return None
